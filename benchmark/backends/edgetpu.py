@@ -1,0 +1,110 @@
+"""The Edge TPU: the libedgetpu delegate loaded into the TFLite interpreter.
+
+Nothing here is imported or loaded until a backend is created. The delegate
+library is looked up *before* ``load_delegate`` is called, because calling it
+without the library raises and then prints an "Exception ignored in
+Delegate.__del__" traceback from the interpreter package.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import glob
+import platform
+from pathlib import Path
+
+from benchmark.backends.litert_cpu import InterpreterBackend
+from benchmark.backends.runtime import find_runtime
+from benchmark.errors import BackendUnavailable, DataError
+
+#: Delegate library file per platform (as in pycoral.utils.edgetpu).
+EDGETPU_SHARED_LIB = {
+    "Linux": "libedgetpu.so.1",
+    "Darwin": "libedgetpu.1.dylib",
+    "Windows": "edgetpu.dll",
+}
+
+_SEARCH_GLOBS = {
+    "Linux": ("/usr/lib/*/libedgetpu.so.1*", "/usr/lib/libedgetpu.so.1*",
+              "/usr/local/lib/libedgetpu.so.1*"),
+    "Darwin": ("/usr/local/lib/libedgetpu.1*.dylib", "/opt/homebrew/lib/libedgetpu.1*.dylib"),
+    "Windows": (),
+}
+
+
+def delegate_library_name(system: str | None = None) -> str:
+    """The delegate library's file name on ``system`` (default: this platform)."""
+    system = system or platform.system()
+    try:
+        return EDGETPU_SHARED_LIB[system]
+    except KeyError:
+        raise BackendUnavailable(f"the Edge TPU runtime is not available for {system}") from None
+
+
+def find_delegate_library(system: str | None = None) -> str | None:
+    """Path or loadable name of libedgetpu when installed, else None."""
+    system = system or platform.system()
+    name = delegate_library_name(system)
+    for pattern in _SEARCH_GLOBS.get(system, ()):
+        hits = sorted(glob.glob(pattern))
+        if hits:
+            return hits[0]
+    if ctypes.util.find_library("edgetpu"):
+        return name
+    return None
+
+
+def check_edgetpu_available() -> str:
+    """Return the delegate library, or raise a one-line BackendUnavailable."""
+    lib = find_delegate_library()
+    if lib is None:
+        raise BackendUnavailable(
+            f"Edge TPU runtime not found: {delegate_library_name()} is not installed "
+            "(install libedgetpu1-std from Coral's apt repository, see tools/pi/setup.sh), "
+            "or use --device cpu")
+    return lib
+
+
+class EdgeTPUBackend(InterpreterBackend):
+    """An ``*_edgetpu.tflite`` model on a Coral Edge TPU.
+
+    Parameters
+    ----------
+    model_path : path
+        A model compiled by ``edgetpu_compiler``.
+    device : str, optional
+        ``usb``, ``pci``, ``usb:0``, ``pci:1``...; default: the first found.
+    """
+
+    name = "edgetpu"
+
+    def __init__(self, model_path, *, device: str | None = None, prefer: str | None = None,
+                 library: str | None = None):
+        model_path = Path(model_path)
+        lib = library or check_edgetpu_available()
+        if not model_path.is_file():
+            raise DataError(f"Edge TPU model not found: {model_path} (compile the int8 model "
+                            "with edgetpu_compiler first)")
+        if not model_path.name.endswith("_edgetpu.tflite"):
+            raise BackendUnavailable(
+                f"{model_path.name} is not compiled for the Edge TPU: run edgetpu_compiler on "
+                "an int8 model; a float model cannot run on the Edge TPU")
+        self.runtime = find_runtime(prefer)
+        self.device = device
+        options = {"device": device} if device else {}
+        try:
+            delegate = self.runtime.load_delegate(lib, options)
+        except (ValueError, OSError) as e:
+            raise BackendUnavailable(
+                f"no Edge TPU device found{f' at {device}' if device else ''} "
+                f"({lib} loaded but the delegate failed: {str(e).splitlines()[0]}); "
+                "check the USB/PCIe connection and udev permissions") from None
+        interp = self.runtime.Interpreter(model_path=str(model_path),
+                                          experimental_delegates=[delegate])
+        self._setup(interp, model_path)
+        self.library = lib
+
+    def info(self) -> dict:
+        return {"backend": self.name, "runtime": self.runtime.package,
+                "runtime_version": self.runtime.version, "library": self.library,
+                "device": self.device or "default"}

@@ -1,0 +1,83 @@
+"""The TFLite / LiteRT interpreter on the CPU."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.backends.base import Backend, TensorSpec, dequantize, quantize
+from benchmark.backends.runtime import find_runtime
+from benchmark.errors import BackendUnavailable, DataError
+
+
+class InterpreterBackend(Backend):
+    """Shared loop for interpreter-based backends (CPU and Edge TPU).
+
+    The model has a fixed batch of 1, so ``predict`` quantizes the whole batch
+    at once, invokes once per sample writing into the interpreter's input
+    buffer, and dequantizes all outputs at once.
+    """
+
+    name = "litert"
+
+    def _setup(self, interpreter, model_path: Path) -> None:
+        self.model_path = Path(model_path)
+        self.interpreter = interpreter
+        interpreter.allocate_tensors()
+        ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
+        if len(ins) != 1 or len(outs) != 1:
+            raise DataError(f"{model_path}: expected one input and one output tensor, "
+                            f"got {len(ins)} and {len(outs)}")
+        self.input_spec = TensorSpec.from_details(ins[0])
+        self.output_spec = TensorSpec.from_details(outs[0])
+        self._in_index = ins[0]["index"]
+        self._out_index = outs[0]["index"]
+        if self.input_spec.shape[0] != 1:
+            raise DataError(f"{model_path}: input batch must be fixed at 1, "
+                            f"got shape {self.input_spec.shape}")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        expect = self.input_spec.shape[1:]
+        if x.shape[1:] != expect:
+            raise ValueError(f"input shape {x.shape[1:]} does not match model input {expect}")
+        q = quantize(x, self.input_spec)
+        n = q.shape[0]
+        raw = np.empty((n,) + self.output_spec.shape[1:], dtype=self.output_spec.dtype)
+        it = self.interpreter
+        set_tensor, invoke, get_tensor = it.set_tensor, it.invoke, it.get_tensor
+        in_idx, out_idx = self._in_index, self._out_index
+        for i in range(n):
+            set_tensor(in_idx, q[i:i + 1])
+            invoke()
+            raw[i] = get_tensor(out_idx)[0]
+        return dequantize(raw, self.output_spec)
+
+
+class LiteRTCPUBackend(InterpreterBackend):
+    """A ``.tflite`` model on the CPU interpreter (XNNPACK for float, reference int8 kernels)."""
+
+    name = "litert-cpu"
+
+    def __init__(self, model_path, *, num_threads: int | None = None, prefer: str | None = None):
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise DataError(f"model file not found: {model_path}")
+        if model_path.name.endswith("_edgetpu.tflite"):
+            raise BackendUnavailable(
+                f"{model_path.name} is compiled for the Edge TPU (edgetpu-custom-op) and cannot "
+                "run on the CPU interpreter; use the uncompiled int8 model or --device edgetpu")
+        self.runtime = find_runtime(prefer)
+        self.num_threads = num_threads or os.cpu_count() or 1
+        try:
+            interp = self.runtime.Interpreter(model_path=str(model_path),
+                                              num_threads=self.num_threads)
+        except ValueError as e:
+            raise DataError(f"cannot load {model_path}: {str(e).splitlines()[0]}") from None
+        self._setup(interp, model_path)
+
+    def info(self) -> dict:
+        return {"backend": self.name, "runtime": self.runtime.package,
+                "runtime_version": self.runtime.version, "num_threads": self.num_threads}

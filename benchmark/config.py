@@ -1,0 +1,95 @@
+"""The run configuration: one dataclass, filled from defaults < config file < CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.errors import UsageError
+
+DEVICES = ("cpu", "edgetpu")
+SPLIT_CHOICES = ("full", "verification", "all")
+VARIANTS = ("float", "int8")
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a benchmark run (saved in results.json)."""
+
+    model: str = "signnet"
+    dataset: str | None = None
+    split: str = "verification"
+    device: str = "cpu"
+    variants: tuple[str, ...] = VARIANTS
+    seed: int = 0
+    batch_size: int = 64
+    num_threads: int | None = None
+    limit: int | None = None
+    bins: int = 20
+    dataset_options: dict = field(default_factory=dict)
+    model_dir: str | None = None
+    cache_dir: str | None = None
+    out: str | None = None
+
+    def splits(self) -> tuple[str, ...]:
+        return ("full", "verification") if self.split == "all" else (self.split,)
+
+    def validate(self) -> "RunConfig":
+        if self.split not in SPLIT_CHOICES:
+            raise UsageError(f"--split must be one of {', '.join(SPLIT_CHOICES)}, "
+                             f"got {self.split!r}")
+        if self.device not in DEVICES:
+            raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if bad or not self.variants:
+            raise UsageError(f"--variants must be a comma list of {', '.join(VARIANTS)}, "
+                             f"got {','.join(self.variants) or 'nothing'}")
+        for name in ("batch_size", "bins"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.limit is not None and self.limit < 1:
+            raise UsageError("--limit must be >= 1")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise UsageError("--num-threads must be >= 1")
+        return self
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["variants"] = list(self.variants)
+        return d
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a ``.toml`` or ``.json`` config file into a dict of RunConfig fields."""
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read config file {p}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(text.decode()) if p.suffix == ".toml" else json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"config file {p} is not valid {p.suffix[1:] or 'json'}: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {p} must hold a table/object of settings")
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UsageError(f"config file {p}: unknown setting(s) {', '.join(unknown)}")
+    return data
+
+
+def make_config(cli: dict, config_file: str | None = None) -> RunConfig:
+    """Merge defaults < config file < CLI values (``None`` on the CLI means unset)."""
+    values: dict = {}
+    if config_file:
+        values.update(load_config_file(config_file))
+    values.update({k: v for k, v in cli.items() if v is not None})
+    if isinstance(values.get("variants"), str):
+        values["variants"] = tuple(v.strip() for v in values["variants"].split(",") if v.strip())
+    elif "variants" in values:
+        values["variants"] = tuple(values["variants"])
+    return RunConfig(**values).validate()

@@ -1,0 +1,54 @@
+"""On-disk cache of decoded image arrays: one directory of ``.npy`` files per key.
+
+Arrays are written to a temporary directory that is renamed into place, so a
+cache entry is either complete or absent. Images are memory-mapped on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+_ARRAYS = ("images", "labels", "groups")
+
+
+def cache_key(description: dict) -> str:
+    """Stable 16-hex-digit key of a JSON-serializable description."""
+    blob = json.dumps(description, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def load(root: Path, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
+    """Arrays and meta of a cache entry, or None when it is absent."""
+    d = Path(root) / key
+    if not (d / "meta.json").is_file():
+        return None
+    arrays = {name: np.load(d / f"{name}.npy", mmap_mode="r" if name == "images" else None)
+              for name in _ARRAYS}
+    return arrays, json.loads((d / "meta.json").read_text())
+
+
+def store(root: Path, key: str, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+    """Write a cache entry atomically and return its directory."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / key
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+    try:
+        for name in _ARRAYS:
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]))
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        if final.exists():  # another process finished first; keep its copy
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final

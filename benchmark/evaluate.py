@@ -1,0 +1,57 @@
+"""Streaming batched inference: feed a backend batch by batch, collect probabilities."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from benchmark.backends.base import Backend
+
+
+def scale_to_unit(images: np.ndarray) -> np.ndarray:
+    """uint8 RGB -> float32 in [0, 1] (SignNet's preprocessing)."""
+    return np.asarray(images, np.float32) * np.float32(1 / 255)
+
+
+@dataclass
+class Predictions:
+    probs: np.ndarray   # (N, K) float32
+    labels: np.ndarray  # (N,) int64
+    index: np.ndarray   # (N,) int64, position of each image in the dataset
+    seconds: float      # wall time of predict() calls only
+
+    @property
+    def images_per_second(self) -> float:
+        return self.labels.size / self.seconds if self.seconds > 0 else float("nan")
+
+
+def evaluate(backend: Backend, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *,
+             batch_size: int = 64, preprocess: Callable[[np.ndarray], np.ndarray] = scale_to_unit,
+             progress: Callable[[int, int], None] | None = None) -> Predictions:
+    """Run ``backend`` over ``images[indices]`` in batches.
+
+    Only one batch of images is decoded/preprocessed at a time, so memory
+    does not grow with the dataset beyond the (N, K) output array.
+    """
+    indices = np.asarray(indices, np.int64)
+    n = indices.size
+    probs = None
+    spent = 0.0
+    for start in range(0, n, batch_size):
+        idx = indices[start:start + batch_size]
+        x = preprocess(images[idx])
+        t0 = time.perf_counter()
+        out = backend.predict(x)
+        spent += time.perf_counter() - t0
+        if probs is None:
+            probs = np.empty((n, out.shape[1]), np.float32)
+        probs[start:start + idx.size] = out
+        if progress:
+            progress(start + idx.size, n)
+    if probs is None:
+        probs = np.empty((0, backend.output_spec.shape[-1]), np.float32)
+    return Predictions(probs=probs, labels=np.asarray(labels)[indices].astype(np.int64),
+                       index=indices, seconds=spent)

@@ -1,0 +1,299 @@
+"""Classification metrics of the blog benchmark.
+
+All functions take numpy arrays and return numbers or arrays; they never read
+or write files and never modify their inputs. ``probs`` is an ``(n_samples,
+n_classes)`` array of class probabilities (rows sum to ~1), ``y_true`` and
+``y_pred`` are integer class ids.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _as_probs(probs) -> np.ndarray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"probs must be 2-D (n_samples, n_classes), got shape {p.shape}")
+    return p
+
+
+def _as_labels(y, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {y.shape}")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer class ids, got dtype {y.dtype}")
+    return y.astype(np.int64, copy=False)
+
+
+def accuracy(y_true, y_pred) -> float:
+    """Fraction of predictions equal to the true label.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of int, shape (n_samples,)
+
+    Returns
+    -------
+    float
+        ``mean(y_true == y_pred)``; NaN for zero samples.
+
+    Examples
+    --------
+    >>> accuracy([0, 1, 2, 2], [0, 1, 1, 2])
+    0.75
+    """
+    t = _as_labels(y_true, "y_true")
+    p = _as_labels(y_pred, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {t.size} vs {p.size}")
+    if t.size == 0:
+        return float("nan")
+    return float(np.mean(t == p))
+
+
+def wilson_interval(n_correct: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion.
+
+    Parameters
+    ----------
+    n_correct : int
+        Number of successes.
+    n : int
+        Number of trials.
+    confidence : float, default 0.95
+        Two-sided coverage; 0.95 uses z = 1.959964.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        NaNs when ``n == 0``.
+
+    Examples
+    --------
+    Eight of ten: p = 0.8, z = 1.96 gives (0.4902, 0.9433).
+
+    >>> [round(x, 4) for x in wilson_interval(8, 10)]
+    [0.4902, 0.9433]
+    """
+    if n < 0 or n_correct < 0 or n_correct > n:
+        raise ValueError(f"need 0 <= n_correct <= n, got n_correct={n_correct}, n={n}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n == 0:
+        return (float("nan"), float("nan"))
+    z = _normal_quantile(0.5 + confidence / 2)
+    p = n_correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _normal_quantile(q: float) -> float:
+    """Inverse standard normal CDF by bisection on erf (exact to ~1e-12)."""
+    lo, hi = -40.0, 40.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < q:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def confusion_matrix(y_true, y_pred, *, num_classes: int) -> np.ndarray:
+    """Count matrix ``C[i, j]`` = samples of true class i predicted as j.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of int, shape (n_samples,)
+    num_classes : int
+        Size K of the square matrix; labels must lie in ``[0, K)``.
+
+    Returns
+    -------
+    ndarray of int64, shape (K, K)
+
+    Examples
+    --------
+    >>> confusion_matrix([0, 1, 1], [0, 0, 1], num_classes=2)
+    array([[1, 0],
+           [1, 1]])
+    """
+    t = _as_labels(y_true, "y_true")
+    p = _as_labels(y_pred, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {t.size} vs {p.size}")
+    for name, y in (("y_true", t), ("y_pred", p)):
+        if y.size and (y.min() < 0 or y.max() >= num_classes):
+            raise ValueError(f"{name} has labels outside [0, {num_classes})")
+    flat = np.bincount(t * num_classes + p, minlength=num_classes * num_classes)
+    return flat.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def _unit_edges(bins: int) -> np.ndarray:
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    return np.linspace(0.0, 1.0, bins + 1)
+
+
+def _histogram(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    edges = _unit_edges(bins)
+    # Clip tiny excursions (dequantized int8 outputs can exceed 1 by rounding).
+    v = np.clip(values, 0.0, 1.0)
+    counts, _ = np.histogram(v, bins=edges)
+    return counts.astype(np.int64), edges
+
+
+def certainty_histogram(probs, y_true, *, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of the probability each sample gives its true class.
+
+    Parameters
+    ----------
+    probs : array-like, shape (n_samples, n_classes)
+    y_true : array-like of int, shape (n_samples,)
+    bins : int, default 20
+        Equal-width bins on [0, 1] (20 gives the blog's width 0.05); the last
+        bin includes 1.0.
+
+    Returns
+    -------
+    counts : ndarray of int64, shape (bins,)
+    edges : ndarray of float64, shape (bins + 1,)
+
+    Examples
+    --------
+    >>> c, e = certainty_histogram([[0.9, 0.1], [0.3, 0.7]], [0, 0], bins=2)
+    >>> c.tolist(), e.tolist()
+    ([1, 1], [0.0, 0.5, 1.0])
+    """
+    p = _as_probs(probs)
+    t = _as_labels(y_true, "y_true")
+    if p.shape[0] != t.size:
+        raise ValueError(f"probs has {p.shape[0]} rows but y_true has {t.size} labels")
+    return _histogram(p[np.arange(t.size), t], bins)
+
+
+def output_histogram(probs, *, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of every output value (all samples, all classes).
+
+    Parameters
+    ----------
+    probs : array-like, shape (n_samples, n_classes)
+    bins : int, default 20
+
+    Returns
+    -------
+    counts : ndarray of int64, shape (bins,)
+        Sums to ``n_samples * n_classes``.
+    edges : ndarray of float64, shape (bins + 1,)
+
+    Examples
+    --------
+    >>> output_histogram([[1.0, 0.0], [0.5, 0.5]], bins=4)[0].tolist()
+    [1, 0, 2, 1]
+    """
+    return _histogram(_as_probs(probs).ravel(), bins)
+
+
+def normalized_entropy(probs) -> np.ndarray:
+    """Shannon entropy of each row divided by ``log K``, in [0, 1].
+
+    ``0 * log 0`` is taken as 0, so a one-hot row has entropy 0 and the
+    uniform row has entropy 1. Rows are renormalized to sum to 1 first
+    (dequantized int8 outputs sum to 1 only approximately).
+
+    Parameters
+    ----------
+    probs : array-like, shape (n_samples, n_classes), n_classes >= 2
+
+    Returns
+    -------
+    ndarray of float64, shape (n_samples,)
+
+    Examples
+    --------
+    >>> normalized_entropy([[1.0, 0.0], [0.5, 0.5]]).tolist()
+    [0.0, 1.0]
+    """
+    p = _as_probs(probs)
+    k = p.shape[1]
+    if k < 2:
+        raise ValueError("normalized entropy needs at least 2 classes")
+    p = np.clip(p, 0.0, None)
+    s = p.sum(axis=1, keepdims=True)
+    if np.any(s <= 0):
+        raise ValueError("a row of probs sums to 0")
+    p = p / s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, -p * np.log(p), 0.0)
+    return terms.sum(axis=1) / math.log(k)
+
+
+def mean_normalized_entropy(probs) -> float:
+    """Mean of :func:`normalized_entropy` over samples (the blog's H / log K).
+
+    Examples
+    --------
+    >>> mean_normalized_entropy([[1.0, 0.0], [0.5, 0.5]])
+    0.5
+    """
+    h = normalized_entropy(probs)
+    return float(h.mean()) if h.size else float("nan")
+
+
+def agreement(pred_a, pred_b) -> float:
+    """Fraction of samples on which two models predict the same class.
+
+    Examples
+    --------
+    >>> agreement([0, 1, 2, 3], [0, 1, 2, 0])
+    0.75
+    """
+    return accuracy(pred_a, pred_b)
+
+
+def _hist_dict(counts: np.ndarray, edges: np.ndarray) -> dict:
+    total = int(counts.sum())
+    return {"edges": [round(float(e), 10) for e in edges],
+            "counts": [int(c) for c in counts],
+            "fractions": [float(c) / total if total else float("nan") for c in counts]}
+
+
+def classification_summary(probs, y_true, *, bins: int = 20, confidence: float = 0.95) -> dict:
+    """All scalar and histogram metrics of one variant, JSON-ready.
+
+    Parameters
+    ----------
+    probs : array-like, shape (n_samples, n_classes)
+    y_true : array-like of int, shape (n_samples,)
+    bins : int, default 20
+    confidence : float, default 0.95
+        Coverage of the Wilson interval on accuracy.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``n``, ``n_correct``, ``accuracy_interval`` (Wilson),
+        ``mean_normalized_entropy``, ``certainty_histogram`` and
+        ``output_histogram`` (each ``{edges, counts, fractions}``).
+    """
+    p = _as_probs(probs)
+    t = _as_labels(y_true, "y_true")
+    pred = p.argmax(axis=1)
+    n_correct = int(np.sum(pred == t))
+    lo, hi = wilson_interval(n_correct, int(t.size), confidence=confidence)
+    return {
+        "accuracy": accuracy(t, pred),
+        "n": int(t.size),
+        "n_correct": n_correct,
+        "accuracy_interval": {"low": lo, "high": hi, "confidence": confidence,
+                              "method": "wilson"},
+        "mean_normalized_entropy": mean_normalized_entropy(p),
+        "certainty_histogram": _hist_dict(*certainty_histogram(p, t, bins=bins)),
+        "output_histogram": _hist_dict(*output_histogram(p, bins=bins)),
+    }

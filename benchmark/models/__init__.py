@@ -1,0 +1,1 @@
+"""Model families and their registry (building a model needs TensorFlow/Keras)."""

@@ -1,0 +1,117 @@
+"""Run outputs: results.json, metrics.csv, confusion CSVs, predictions; written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from benchmark import __version__
+from benchmark.paths import PROJECT_ROOT
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default,
+                                         allow_nan=True) + "\n").encode())
+
+
+def write_csv(path: Path, header: list[str], rows) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def write_confusion(path: Path, matrix: np.ndarray, class_names) -> None:
+    """Rows = true class, columns = predicted class, both labelled by name."""
+    rows = [[name, *map(int, row)] for name, row in zip(class_names, matrix)]
+    write_csv(path, ["true\\pred", *class_names], rows)
+
+
+def write_predictions(path: Path, *, probs, labels, index) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, probs=np.asarray(probs, np.float32),
+                        labels=np.asarray(labels, np.int64), index=np.asarray(index, np.int64))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_predictions(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def tidy_rows(split: str, variant: str, summary: dict) -> list[list]:
+    """Scalar metrics of one variant as (split, variant, metric, value) rows."""
+    rows = [[split, variant, k, summary[k]]
+            for k in ("accuracy", "n", "n_correct", "mean_normalized_entropy")]
+    ci = summary["accuracy_interval"]
+    rows += [[split, variant, "accuracy_ci_low", ci["low"]],
+             [split, variant, "accuracy_ci_high", ci["high"]]]
+    for hist in ("certainty_histogram", "output_histogram"):
+        h = summary[hist]
+        for lo, hi, c in zip(h["edges"][:-1], h["edges"][1:], h["counts"]):
+            rows.append([split, variant, f"{hist}[{lo:.2f},{hi:.2f}]", c])
+    return rows
+
+
+def git_hash(root: Path = PROJECT_ROOT) -> str | None:
+    """The checkout's commit (with ``-dirty`` when modified), or None outside git."""
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty",
+                              "--abbrev=40"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment() -> dict:
+    """Versions and host facts recorded with every run."""
+    versions = {}
+    for pkg in ("numpy", "pillow", "pandas", "tabulate", "matplotlib", "ai-edge-litert",
+                "tflite-runtime", "tensorflow", "tensorflow-cpu", "keras", "pycoral"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"edgetpu_bench": __version__, "git": git_hash(), "python": sys.version.split()[0],
+            "platform": platform.platform(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "packages": versions}

@@ -1,0 +1,193 @@
+"""Evaluate float and int8 variants of a model: ``python -m benchmark.run``.
+
+Loads the shipped (or given) artifacts, runs streaming batched inference on
+the chosen device, computes the blog's metrics per variant and writes a run
+directory: results.json, metrics.csv, confusion_<variant>.csv and
+predictions_<variant>.npz (one set per split; ``--split all`` puts each split
+in a sub-directory and indexes them in the top-level results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.backends import make_backend
+from benchmark.cli import main_wrapper
+from benchmark.config import DEVICES, SPLIT_CHOICES, RunConfig, make_config
+from benchmark.datasets.registry import load_dataset
+from benchmark.errors import DataError, UsageError
+from benchmark.evaluate import Predictions, evaluate
+from benchmark.metrics import agreement, classification_summary, confusion_matrix
+from benchmark.models.registry import get_model
+from benchmark.paths import PROJECT_ROOT, models_root
+from benchmark.results import (environment, tidy_rows, write_confusion, write_csv, write_json,
+                               write_predictions)
+
+METRICS_HEADER = ["split", "variant", "metric", "value"]
+
+
+def parse_args(argv=None) -> tuple[dict, str | None, bool]:
+    p = argparse.ArgumentParser(prog="python -m benchmark.run",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--config", help="TOML or JSON file of settings (CLI flags override it)")
+    p.add_argument("--model", help="registered model (default signnet)")
+    p.add_argument("--dataset", help="dataset (default: the one the model was trained on)")
+    p.add_argument("--split", choices=SPLIT_CHOICES, help="default verification")
+    p.add_argument("--device", choices=DEVICES, help="where the int8 model runs (default cpu)")
+    p.add_argument("--variants", help="comma list of float,int8 (default both)")
+    p.add_argument("--seed", type=int, help="dataset seed (default 0)")
+    p.add_argument("--batch-size", type=int, help="images preprocessed per batch (default 64)")
+    p.add_argument("--num-threads", type=int, help="CPU interpreter threads (default: all cores)")
+    p.add_argument("--limit", type=int, help="evaluate N evenly spaced images of the split")
+    p.add_argument("--bins", type=int, help="histogram bins on [0, 1] (default 20)")
+    p.add_argument("--model-dir", help="models root holding <model>/<split>/ (default models/)")
+    p.add_argument("--cache-dir", help="dataset cache (default datasets/cache)")
+    p.add_argument("--out", help="run directory (default runs/<UTC timestamp>)")
+    p.add_argument("--quiet", action="store_true", help="print only the tables")
+    a = vars(p.parse_args(argv))
+    config_file, quiet = a.pop("config"), a.pop("quiet")
+    return a, config_file, quiet
+
+
+def subset(indices: np.ndarray, limit: int | None) -> np.ndarray:
+    """``limit`` evenly spaced entries of ``indices`` (all when limit is None or larger)."""
+    if limit is None or limit >= indices.size:
+        return indices
+    pos = np.unique(np.linspace(0, indices.size - 1, limit).round().astype(np.int64))
+    return indices[pos]
+
+
+def variant_path(artifacts: Path, model: str, variant: str, device: str) -> Path:
+    if variant == "int8" and device == "edgetpu":
+        return artifacts / f"{model}_int8_edgetpu.tflite"
+    return artifacts / f"{model}_{variant}.tflite"
+
+
+def make_out_dir(cfg: RunConfig) -> Path:
+    if cfg.out:
+        out = Path(cfg.out)
+        if (out / "results.json").exists():
+            raise UsageError(f"{out} already holds a run (results.json); choose another --out")
+        return out
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = PROJECT_ROOT / "runs" / stamp
+    n = 1
+    while out.exists():
+        n += 1
+        out = PROJECT_ROOT / "runs" / f"{stamp}-{n}"
+    return out
+
+
+def run_split(cfg: RunConfig, split: str, out: Path, log) -> dict:
+    """Evaluate every variant on one split; write its files into ``out``."""
+    entry = get_model(cfg.model)
+    root = Path(cfg.model_dir) if cfg.model_dir else models_root()
+    artifacts = entry.artifact_dir(split, root)
+    meta_path = artifacts / "train_meta.json"
+    if not meta_path.is_file():
+        raise DataError(f"no trained {cfg.model} for split {split!r}: {meta_path} is missing "
+                        "(train and convert it, see README)")
+    train_meta = json.loads(meta_path.read_text())
+    dataset = cfg.dataset or train_meta["dataset"]
+    options = dict(cfg.dataset_options)
+    if not options and dataset == train_meta["dataset"]:
+        spec = train_meta.get("dataset_meta", {}).get("spec", {})
+        options = {k: v for k, v in spec.items() if k not in ("seed", "image_size")}
+    ds = load_dataset(dataset, image_size=entry.input_size, seed=cfg.seed, options=options,
+                      cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
+                      verbose=log is not None)
+    if ds.num_classes != train_meta["num_classes"]:
+        raise DataError(f"{dataset} has {ds.num_classes} classes but the model was trained "
+                        f"for {train_meta['num_classes']}")
+    train_idx, eval_idx = ds.split(split, seed=cfg.seed)
+    eval_idx = subset(eval_idx, cfg.limit)
+
+    variants, preds, rows = {}, {}, []
+    for variant in cfg.variants:
+        device = cfg.device if variant == "int8" else "cpu"
+        path = variant_path(artifacts, entry.name, variant, device)
+        if not path.is_file():
+            raise DataError(f"model file not found: {path}")
+        with make_backend(device, path, num_threads=cfg.num_threads) as backend:
+            t0 = time.perf_counter()
+            p = evaluate(backend, ds.images, ds.labels, eval_idx, batch_size=cfg.batch_size)
+            wall = time.perf_counter() - t0
+            info = backend.info()
+        summary = classification_summary(p.probs, p.labels, bins=cfg.bins)
+        cm = confusion_matrix(p.labels, p.probs.argmax(axis=1), num_classes=ds.num_classes)
+        write_confusion(out / f"confusion_{variant}.csv", cm, ds.class_names)
+        write_predictions(out / f"predictions_{variant}.npz", probs=p.probs, labels=p.labels,
+                          index=p.index)
+        variants[variant] = dict(summary, model_file=str(path), device=device, runtime=info,
+                                 inference_seconds=round(p.seconds, 4),
+                                 wall_seconds=round(wall, 4),
+                                 images_per_second=round(p.images_per_second, 2))
+        preds[variant] = p
+        rows += tidy_rows(split, variant, summary)
+        if log:
+            log(f"[{split}] {variant:5s} on {device}: {p.labels.size} images, "
+                f"accuracy {summary['accuracy']:.4f}, {p.images_per_second:.0f} img/s")
+    result = {"split": split, "dataset": dataset, "dataset_meta": ds.meta,
+              "n_train": int(train_idx.size), "n_eval": int(eval_idx.size),
+              "class_names": list(ds.class_names), "model_artifacts": str(artifacts),
+              "variants": variants}
+    if "float" in preds and "int8" in preds:
+        result["agreement"] = compare(preds["float"], preds["int8"])
+        rows.append([split, "int8", "agreement_with_float", result["agreement"]["top1"]])
+    write_csv(out / "metrics.csv", METRICS_HEADER, rows)
+    result["_rows"] = rows
+    return result
+
+
+def compare(a: Predictions, b: Predictions) -> dict:
+    """Float vs int8 on the same images: top-1 agreement and output differences."""
+    diff = np.abs(a.probs.astype(np.float64) - b.probs)
+    return {"top1": agreement(a.probs.argmax(1), b.probs.argmax(1)),
+            "max_abs_prob_diff": float(diff.max()) if diff.size else float("nan"),
+            "mean_abs_prob_diff": float(diff.mean()) if diff.size else float("nan")}
+
+
+def run(cfg: RunConfig, *, quiet: bool = False) -> tuple[Path, dict]:
+    if cfg.device == "edgetpu":
+        from benchmark.backends.edgetpu import check_edgetpu_available
+        check_edgetpu_available()
+    out = make_out_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    log = None if quiet else (lambda msg: print(msg, file=sys.stderr))
+    header = {"config": cfg.to_dict(), "environment": environment(),
+              "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    splits = cfg.splits()
+    results = {}
+    for split in splits:
+        split_out = out / split if len(splits) > 1 else out
+        r = run_split(cfg, split, split_out, log)
+        rows = r.pop("_rows")
+        write_json(split_out / "results.json", dict(header, **r))
+        results[split] = (r, rows)
+    if len(splits) > 1:
+        write_csv(out / "metrics.csv", METRICS_HEADER,
+                  [row for _, rows in results.values() for row in rows])
+        write_json(out / "results.json", dict(header, splits={
+            s: f"{s}/results.json" for s in splits}))
+    from benchmark.report import print_tables
+    print_tables({s: r for s, (r, _) in results.items()})
+    if log:
+        log(f"results in {out}")
+    return out, {s: r for s, (r, _) in results.items()}
+
+
+def main(argv=None) -> int:
+    cli, config_file, quiet = parse_args(argv)
+    run(make_config(cli, config_file), quiet=quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_wrapper("benchmark.run", main))

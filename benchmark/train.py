@@ -1,0 +1,115 @@
+"""Train a registered model on one split: ``python -m benchmark.train``.
+
+Writes ``<model>.keras``, ``history.json`` and ``train_meta.json`` into the
+artifact directory (default ``models/<model>/<split>/``). Training is
+deterministic: seeded weights, seeded shuffling, TensorFlow op determinism.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.cli import main_wrapper, require_tensorflow
+from benchmark.datasets.registry import DATASETS, load_dataset
+from benchmark.errors import UsageError
+from benchmark.evaluate import scale_to_unit
+from benchmark.models.registry import get_model, list_models
+from benchmark.results import environment, write_json
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmark.train", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="signnet", help=f"one of: {', '.join(list_models())}")
+    p.add_argument("--dataset", default="carolo-synth", choices=DATASETS)
+    p.add_argument("--split", required=True, choices=("full", "verification"))
+    p.add_argument("--epochs", type=int, default=None, help="default: the model's")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the model's")
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--data-seed", type=int, default=0, help="dataset seed (default 0)")
+    p.add_argument("--limit-train", type=int, default=None,
+                   help="train on a seeded subset of N images (for quick tests)")
+    p.add_argument("--synth-sessions", type=int, default=None,
+                   help="carolo-synth: number of recording sessions")
+    p.add_argument("--synth-per-class", type=int, default=None,
+                   help="carolo-synth: images per class per session")
+    p.add_argument("--out", type=Path, default=None,
+                   help="artifact directory (default models/<model>/<split>)")
+    return p.parse_args(argv)
+
+
+def dataset_options(args) -> dict:
+    opts = {}
+    if args.synth_sessions is not None:
+        opts["n_sessions"] = args.synth_sessions
+    if args.synth_per_class is not None:
+        opts["per_class_per_session"] = args.synth_per_class
+    return opts
+
+
+def train(args) -> Path:
+    entry = get_model(args.model)
+    hp = dict(entry.train_defaults)
+    for k in ("epochs", "batch_size", "learning_rate"):
+        if getattr(args, k) is not None:
+            hp[k] = getattr(args, k)
+    if hp["epochs"] < 1 or hp["batch_size"] < 1:
+        raise UsageError("--epochs and --batch-size must be >= 1")
+    tf = require_tensorflow("training")
+    import keras
+
+    ds = load_dataset(args.dataset, image_size=entry.input_size, seed=args.data_seed,
+                      options=dataset_options(args))
+    train_idx, eval_idx = ds.split(args.split, seed=args.data_seed)
+    if args.limit_train:
+        rng = np.random.default_rng(args.seed)
+        train_idx = np.sort(rng.choice(train_idx, min(args.limit_train, train_idx.size),
+                                       replace=False))
+    x = scale_to_unit(ds.images[train_idx])
+    y = ds.labels[train_idx]
+
+    keras.utils.set_random_seed(args.seed)
+    tf.config.experimental.enable_op_determinism()
+    model = entry.build(num_classes=ds.num_classes)
+    model.compile(optimizer=keras.optimizers.Adam(hp["learning_rate"]),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    print(f"training {entry.name} on {args.dataset}/{args.split}: {train_idx.size} images, "
+          f"{hp['epochs']} epochs", file=sys.stderr)
+    t0 = time.perf_counter()
+    hist = model.fit(x, y, epochs=hp["epochs"], batch_size=hp["batch_size"], shuffle=True,
+                     verbose=2)
+    seconds = time.perf_counter() - t0
+
+    out = args.out or entry.artifact_dir(args.split)
+    out.mkdir(parents=True, exist_ok=True)
+    keras_path = out / f"{entry.name}.keras"
+    tmp = out / f".{entry.name}.tmp.keras"
+    model.save(tmp, include_optimizer=False)
+    tmp.replace(keras_path)
+    write_json(out / "history.json", {k: [float(v) for v in vals]
+                                      for k, vals in hist.history.items()})
+    write_json(out / "train_meta.json", {
+        "model": entry.name, "dataset": args.dataset, "split": args.split,
+        "dataset_meta": {k: ds.meta[k] for k in ("spec", "renderer_version", "cache_key")
+                         if k in ds.meta},
+        "num_classes": ds.num_classes, "class_names": list(ds.class_names),
+        "input_size": entry.input_size, "preprocessing": "uint8 RGB / 255 -> [0, 1]",
+        "n_train": int(train_idx.size), "n_eval": int(eval_idx.size),
+        "seed": args.seed, "data_seed": args.data_seed, "hyperparameters": hp,
+        "train_seconds": round(seconds, 1), "environment": environment()})
+    print(f"wrote {keras_path}", file=sys.stderr)
+    return keras_path
+
+
+def main(argv=None) -> int:
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_wrapper("benchmark.train", main))

@@ -12,6 +12,8 @@ fully 8-bit with static shapes and only Edge TPU-friendly ops.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 from collections import Counter
@@ -111,9 +113,7 @@ def export_model(trained, entry):
 
 def to_tflite(tf, model, representative=None, io_type: str = "uint8") -> bytes:
     """Convert a batch-1 Keras model; with ``representative``, full-integer int8."""
-    spec = tf.TensorSpec(model.inputs[0].shape, tf.float32)
-    fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if representative is not None:
         def gen():
             for i in range(representative.shape[0]):
@@ -123,7 +123,9 @@ def to_tflite(tf, model, representative=None, io_type: str = "uint8") -> bytes:
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = getattr(tf, io_type)
         conv.inference_output_type = getattr(tf, io_type)
-    return conv.convert()
+    # Keras 3 prints the exported signature to stdout; keep our stdout for the op report.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return conv.convert()
 
 
 def convert(args) -> dict:

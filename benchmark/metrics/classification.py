@@ -142,10 +142,18 @@ def _unit_edges(bins: int) -> np.ndarray:
 
 
 def _histogram(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-width histogram on [0, 1]; bin i is [i/bins, (i+1)/bins), the last closed.
+
+    Bin membership is decided on ``values * bins`` rounded to 9 decimals, so a
+    value that is a bin edge in decimal (0.3, 0.7) lands in the bin it opens,
+    even though ``np.linspace`` edges such as 0.30000000000000004 would put it
+    one bin lower. Values are clipped to [0, 1] first (dequantized int8
+    outputs can exceed 1 by one quantization step).
+    """
     edges = _unit_edges(bins)
-    # Clip tiny excursions (dequantized int8 outputs can exceed 1 by rounding).
-    v = np.clip(values, 0.0, 1.0)
-    counts, _ = np.histogram(v, bins=edges)
+    v = np.clip(np.asarray(values, np.float64), 0.0, 1.0)
+    idx = np.minimum(np.floor(np.round(v * bins, 9)).astype(np.int64), bins - 1)
+    counts = np.bincount(idx, minlength=bins)
     return counts.astype(np.int64), edges
 
 

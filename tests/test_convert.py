@@ -1,0 +1,66 @@
+"""Conversion graph checks on models the tests build (needs TensorFlow)."""
+
+import numpy as np
+import pytest
+
+from benchmark.convert import check_float_graph, check_int8_graph, to_tflite
+from benchmark.models.registry import get_model
+from benchmark.tflite_graph import read_graph
+
+pytestmark = pytest.mark.slow
+
+
+def _small_signnet(batch_size, relu_before_pool=False):
+    return get_model("signnet").build(num_classes=5, input_size=32, batch_size=batch_size,
+                                      filters=(4, 4, 8, 8), dense_units=8,
+                                      relu_before_pool=relu_before_pool)
+
+
+@pytest.fixture(scope="module")
+def rep():
+    return np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
+
+
+def test_fixed_batch_int8_graph_is_clean(tf, rep):
+    import keras
+    keras.utils.set_random_seed(0)
+    g = read_graph(to_tflite(tf, _small_signnet(1, relu_before_pool=True), rep, "uint8"))
+    assert check_int8_graph(g) == []
+    assert set(g.op_names) <= {"QUANTIZE", "CONV_2D", "MAX_POOL_2D", "RESHAPE",
+                               "FULLY_CONNECTED", "SOFTMAX"}
+    assert g.input_tensors()[0].dtype == "UINT8" and g.output_tensors()[0].dtype == "UINT8"
+    assert g.input_tensors()[0].shape == (1, 32, 32, 3)
+    # ReLU is fused into the convolutions, not into MAX_POOL_2D (unsupported on the Edge TPU)
+    assert all(op.fused_activation is None for op in g.operators if op.name == "MAX_POOL_2D")
+    assert [op.fused_activation for op in g.operators if op.name == "CONV_2D"] == ["RELU"] * 4
+
+
+def test_int8_io_type_flag(tf, rep):
+    g = read_graph(to_tflite(tf, _small_signnet(1), rep, "int8"))
+    assert g.input_tensors()[0].dtype == "INT8" and g.output_tensors()[0].dtype == "INT8"
+    assert check_int8_graph(g) == []
+
+
+def test_dynamic_batch_is_caught(tf, rep):
+    g = read_graph(to_tflite(tf, _small_signnet(None), rep, "uint8"))
+    assert {"SHAPE", "STRIDED_SLICE", "PACK"} <= set(g.op_names)
+    problems = check_int8_graph(g)
+    assert any("dynamic-batch ops present: PACK, SHAPE, STRIDED_SLICE" in p for p in problems)
+    assert check_float_graph(read_graph(to_tflite(tf, _small_signnet(None)))) != []
+
+
+def test_float_model_fails_int8_checks(tf):
+    g = read_graph(to_tflite(tf, _small_signnet(1)))
+    assert check_float_graph(g) == []
+    problems = check_int8_graph(g)
+    assert any("FLOAT32, not quantized 8-bit" in p for p in problems)
+
+
+def test_relu_order_is_the_same_function(tf, rep):
+    import keras
+    keras.utils.set_random_seed(1)
+    a = _small_signnet(1)
+    b = _small_signnet(1, relu_before_pool=True)
+    b.set_weights(a.get_weights())
+    np.testing.assert_allclose(a.predict(rep[:2], verbose=0, batch_size=1),
+                               b.predict(rep[:2], verbose=0, batch_size=1), atol=1e-6)

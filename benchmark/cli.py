@@ -27,7 +27,10 @@ def main_wrapper(prog: str, main: Callable[[list[str] | None], int],
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        if os.environ.get("EDGETPU_BENCH_DEBUG"):
+            raise
+        print(f"{prog}: error: {e} (set EDGETPU_BENCH_DEBUG=1 for a traceback)",
+              file=sys.stderr)
         return 2
 
 

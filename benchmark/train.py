@@ -89,7 +89,10 @@ def train(args) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     keras_path = out / f"{entry.name}.keras"
     tmp = out / f".{entry.name}.tmp.keras"
-    model.save(tmp, include_optimizer=False)
+    # Save an uncompiled copy: the optimizer state would triple the file for nothing.
+    clean = entry.build(num_classes=ds.num_classes)
+    clean.set_weights(model.get_weights())
+    clean.save(tmp)
     tmp.replace(keras_path)
     write_json(out / "history.json", {k: [float(v) for v in vals]
                                       for k, vals in hist.history.items()})

@@ -1,0 +1,95 @@
+"""Write MODEL_CARD.md for shipped artifacts from their metadata and a run's results.
+
+``python -m benchmark.modelcard --model signnet --run RUN_DIR`` reads
+``train_meta.json``, ``convert_meta.json`` and ``history.json`` of each split
+and the accuracies measured in ``RUN_DIR`` (a ``benchmark.run`` directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmark.cli import main_wrapper
+from benchmark.errors import DataError
+from benchmark.models.registry import get_model
+from benchmark.results import atomic_write_bytes
+
+
+def _load(path: Path) -> dict:
+    if not path.is_file():
+        raise DataError(f"missing {path}")
+    return json.loads(path.read_text())
+
+
+def split_results(run_dir: Path) -> dict:
+    top = _load(run_dir / "results.json")
+    if "splits" in top:
+        return {s: _load(run_dir / rel) for s, rel in top["splits"].items()}
+    return {top["split"]: top}
+
+
+def card_text(entry, split: str, art: Path, res: dict | None) -> str:
+    tm = _load(art / "train_meta.json")
+    cm = _load(art / "convert_meta.json")
+    hist = _load(art / "history.json")
+    hp = tm["hyperparameters"]
+    lines = [
+        f"# Model card: {entry.name} / {split}", "",
+        f"{entry.description}.", "",
+        "| | |", "|---|---|",
+        f"| dataset | {tm['dataset']} (spec {json.dumps(tm['dataset_meta'].get('spec'))}, "
+        f"renderer v{tm['dataset_meta'].get('renderer_version')}) |",
+        f"| split | `{split}`: {tm['n_train']} training images, {tm['n_eval']} evaluated |",
+        f"| input | {tm['input_size']}x{tm['input_size']}x3 RGB, {tm['preprocessing']} |",
+        f"| classes | {tm['num_classes']} |",
+        f"| training | Adam lr {hp['learning_rate']}, {hp['epochs']} epochs, batch "
+        f"{hp['batch_size']}, seed {tm['seed']}, {tm['train_seconds']} s on "
+        f"{tm['environment']['cpu_count']} CPU cores; final train accuracy "
+        f"{100 * hist['accuracy'][-1]:.2f} % |",
+        f"| conversion | TFLite PTQ full-integer, {cm['io_type']} input/output, "
+        f"{cm['representative_size']} representative training images (seed {cm['seed']}, "
+        "`representative_indices.json`) |",
+        f"| versions | TensorFlow {tm['environment']['packages'].get('tensorflow-cpu') or tm['environment']['packages'].get('tensorflow')}, "
+        f"Keras {tm['environment']['packages'].get('keras')} |",
+        "", "## Files", "", "| file | bytes | ops |", "|---|---|---|",
+        f"| `{entry.name}.keras` | {(art / f'{entry.name}.keras').stat().st_size} | "
+        "trained model (conv -> pool -> ReLU order) |",
+    ]
+    for v, info in cm["variants"].items():
+        lines.append(f"| `{info['path']}` | {info['bytes']} | {', '.join(info['ops'])} |")
+    if res is not None:
+        lines += ["", f"## Measured ({res['n_eval']} images, CPU interpreter, "
+                  f"git {res['environment'].get('git')})", "",
+                  "| variant | accuracy | 95 % CI | mean H / log K |", "|---|---|---|---|"]
+        for v, m in res["variants"].items():
+            ci = m["accuracy_interval"]
+            lines.append(f"| {v} | {100 * m['accuracy']:.2f} % | {100 * ci['low']:.2f}–"
+                         f"{100 * ci['high']:.2f} % | {m['mean_normalized_entropy']:.4f} |")
+        if "agreement" in res:
+            lines.append(f"\nfloat and int8 agree on {100 * res['agreement']['top1']:.2f} % of "
+                         "top-1 predictions.")
+    lines += ["", "Reproduce: `make models` (needs the `train` extra).", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmark.modelcard",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="signnet")
+    p.add_argument("--run", type=Path, required=True, help="a benchmark.run output directory")
+    p.add_argument("--model-dir", type=Path, default=None, help="models root (default models/)")
+    args = p.parse_args(argv)
+    entry = get_model(args.model)
+    results = split_results(args.run)
+    for split, res in results.items():
+        art = entry.artifact_dir(split, args.model_dir)
+        atomic_write_bytes(art / "MODEL_CARD.md", card_text(entry, split, art, res).encode())
+        print(f"wrote {art / 'MODEL_CARD.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_wrapper("benchmark.modelcard", main))

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Benchmark the harness itself (not a test): prints ratios measured in one run.
+
+1. Wall time of `make run`'s main step (`python -m benchmark.run --split all
+   --device cpu`), cold (dataset cache empty, if it was) and warm.
+2. Evaluation throughput of the harness (`benchmark.evaluate.evaluate`, which
+   includes slicing, preprocessing, quantizing and dequantizing) as a ratio to
+   a raw `set_tensor/invoke/get_tensor` loop over pre-quantized inputs, on the
+   same model, same images, same thread count. Rounds alternate harness and
+   raw loop; the median of each is compared.
+
+Targets (issue 3): warm main step <= 60 s, throughput ratio >= 0.97.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmark.backends.base import quantize  # noqa: E402
+from benchmark.backends.litert_cpu import LiteRTCPUBackend  # noqa: E402
+from benchmark.datasets.registry import load_dataset  # noqa: E402
+from benchmark.evaluate import evaluate, scale_to_unit  # noqa: E402
+from benchmark.models.registry import get_model  # noqa: E402
+
+
+def time_main_step(runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "benchmark.run", "--split", "all", "--device",
+                            "cpu", "--quiet", "--out", f"{d}/run"], cwd=ROOT, check=True,
+                           stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def raw_loop(interp, q: np.ndarray, out_shape, out_dtype) -> float:
+    inp = interp.get_input_details()[0]["index"]
+    out = interp.get_output_details()[0]["index"]
+    res = np.empty((q.shape[0],) + out_shape, out_dtype)
+    t0 = time.perf_counter()
+    for i in range(q.shape[0]):
+        interp.set_tensor(inp, q[i:i + 1])
+        interp.invoke()
+        res[i] = interp.get_tensor(out)[0]
+    return time.perf_counter() - t0
+
+
+def throughput(split: str, variant: str, rounds: int, threads: int | None, limit: int | None):
+    entry = get_model("signnet")
+    path = entry.artifact_dir(split) / f"signnet_{variant}.tflite"
+    ds = load_dataset("carolo-synth", image_size=entry.input_size, verbose=False)
+    _, idx = ds.split(split)
+    if limit:
+        idx = idx[:limit]
+    backend = LiteRTCPUBackend(path, num_threads=threads)
+    q = quantize(scale_to_unit(ds.images[idx]), backend.input_spec)
+    oshape, odtype = backend.output_spec.shape[1:], backend.output_spec.dtype
+    evaluate(backend, ds.images, ds.labels, idx[:64])          # warm-up
+    raw_loop(backend.interpreter, q[:64], oshape, odtype)
+    harness, raw = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        evaluate(backend, ds.images, ds.labels, idx)
+        harness.append(time.perf_counter() - t0)
+        raw.append(raw_loop(backend.interpreter, q, oshape, odtype))
+    n = idx.size
+    return n, n / statistics.median(harness), n / statistics.median(raw)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--main-runs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--limit", type=int, default=None, help="images per throughput round")
+    args = ap.parse_args()
+
+    times = time_main_step(args.main_runs)
+    print(f"main step (benchmark.run --split all --device cpu): "
+          + ", ".join(f"{t:.1f} s" for t in times)
+          + f"  -> warm {times[-1]:.1f} s (target <= 60 s)")
+    print(f"{'split':13s} {'variant':7s} {'images':>6s} {'harness img/s':>14s} "
+          f"{'raw img/s':>10s} {'ratio':>6s}")
+    for split in ("verification", "full"):
+        for variant in ("float", "int8"):
+            n, h, r = throughput(split, variant, args.rounds, args.threads, args.limit)
+            print(f"{split:13s} {variant:7s} {n:6d} {h:14.1f} {r:10.1f} {h / r:6.3f}")
+    print("target: ratio >= 0.97")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

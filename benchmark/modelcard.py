@@ -36,6 +36,7 @@ def card_text(entry, split: str, art: Path, res: dict | None) -> str:
     cm = _load(art / "convert_meta.json")
     hist = _load(art / "history.json")
     hp = tm["hyperparameters"]
+    pk = tm["environment"]["packages"]
     lines = [
         f"# Model card: {entry.name} / {split}", "",
         f"{entry.description}.", "",
@@ -52,8 +53,8 @@ def card_text(entry, split: str, art: Path, res: dict | None) -> str:
         f"| conversion | TFLite PTQ full-integer, {cm['io_type']} input/output, "
         f"{cm['representative_size']} representative training images (seed {cm['seed']}, "
         "`representative_indices.json`) |",
-        f"| versions | TensorFlow {tm['environment']['packages'].get('tensorflow-cpu') or tm['environment']['packages'].get('tensorflow')}, "
-        f"Keras {tm['environment']['packages'].get('keras')} |",
+        f"| versions | TensorFlow {pk.get('tensorflow-cpu') or pk.get('tensorflow')}, "
+        f"Keras {pk.get('keras')} |",
         "", "## Files", "", "| file | bytes | ops |", "|---|---|---|",
         f"| `{entry.name}.keras` | {(art / f'{entry.name}.keras').stat().st_size} | "
         "trained model (conv -> pool -> ReLU order) |",

@@ -23,7 +23,8 @@ from benchmark.results import environment, write_json
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmark.train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmark.train",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--model", default="signnet", help=f"one of: {', '.join(list_models())}")
     p.add_argument("--dataset", default="carolo-synth", choices=DATASETS)
     p.add_argument("--split", required=True, choices=("full", "verification"))

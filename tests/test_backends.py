@@ -74,3 +74,11 @@ def test_fake_backend_is_deterministic():
     x = np.random.default_rng(0).random((3, 4, 4, 3), dtype=np.float32)
     np.testing.assert_array_equal(a.predict(x), b.predict(x))
     np.testing.assert_allclose(a.predict(x).sum(1), 1.0, rtol=1e-5)
+
+
+def test_pixel_transform_table_matches_direct_path():
+    t = base.PixelTransform(scale=1 / 255, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    spec = base.TensorSpec("x", (1, 2, 2, 3), np.dtype(np.int8), scale=0.03, zero_point=-5)
+    table = t.table(spec, 3)
+    img = np.random.default_rng(0).integers(0, 256, (4, 2, 2, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(table[img, np.arange(3)], base.quantize(t(img), spec))

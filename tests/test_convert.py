@@ -64,3 +64,19 @@ def test_relu_order_is_the_same_function(tf, rep):
     b.set_weights(a.get_weights())
     np.testing.assert_allclose(a.predict(rep[:2], verbose=0, batch_size=1),
                                b.predict(rep[:2], verbose=0, batch_size=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("io_type", ["uint8", "int8", None])
+def test_lookup_table_input_path_equals_direct_path(tf, rep, tmp_path, io_type):
+    """LiteRT backend: tabulated preprocessing gives the same outputs as the float path."""
+    from benchmark.backends.base import PixelTransform
+    from benchmark.backends.litert_cpu import LiteRTCPUBackend
+    import keras
+    keras.utils.set_random_seed(2)
+    model = _small_signnet(1)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(to_tflite(tf, model, rep if io_type else None, io_type or "uint8"))
+    b = LiteRTCPUBackend(path, num_threads=1)
+    imgs = np.random.default_rng(3).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    for t in (PixelTransform(), PixelTransform(mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.3))):
+        np.testing.assert_array_equal(b.predict_images(imgs, t), b.predict(t(imgs)))

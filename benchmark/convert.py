@@ -25,7 +25,6 @@ import numpy as np
 from benchmark.cli import main_wrapper, require_tensorflow
 from benchmark.datasets.registry import load_dataset
 from benchmark.errors import DataError, UsageError
-from benchmark.evaluate import scale_to_unit
 from benchmark.models.registry import get_model, list_models
 from benchmark.results import atomic_write_bytes, environment, write_json
 from benchmark.tflite_graph import GraphInfo, read_graph
@@ -158,7 +157,7 @@ def convert(args) -> dict:
     rng = np.random.default_rng(np.random.SeedSequence([args.seed, 0xCA11B]))
     rep_idx = np.sort(rng.choice(train_idx, min(args.representative_size, train_idx.size),
                                  replace=False))
-    rep = scale_to_unit(ds.images[rep_idx])
+    rep = entry.preprocess(ds.images[rep_idx])
 
     # The export graph must compute exactly what the trained model computes.
     probe = rep[:8]

@@ -9,10 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from benchmark.backends.base import Backend, PixelTransform
-
-#: uint8 RGB -> float32 in [0, 1] (SignNet's preprocessing)
-scale_to_unit = PixelTransform()
+from benchmark.backends.base import Backend
+from benchmark.preprocess import PixelTransform
 
 
 @dataclass
@@ -28,7 +26,7 @@ class Predictions:
 
 
 def evaluate(backend: Backend, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *,
-             batch_size: int = 64, preprocess: PixelTransform = scale_to_unit,
+             batch_size: int = 64, preprocess: PixelTransform = PixelTransform(),
              progress: Callable[[int, int], None] | None = None) -> Predictions:
     """Run ``backend`` over ``images[indices]`` in batches.
 

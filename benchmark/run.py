@@ -117,7 +117,8 @@ def run_split(cfg: RunConfig, split: str, out: Path, log) -> dict:
             raise DataError(f"model file not found: {path}")
         with make_backend(device, path, num_threads=cfg.num_threads) as backend:
             t0 = time.perf_counter()
-            p = evaluate(backend, ds.images, ds.labels, eval_idx, batch_size=cfg.batch_size)
+            p = evaluate(backend, ds.images, ds.labels, eval_idx, batch_size=cfg.batch_size,
+                         preprocess=entry.preprocess)
             wall = time.perf_counter() - t0
             info = backend.info()
         summary = classification_summary(p.probs, p.labels, bins=cfg.bins)

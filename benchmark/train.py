@@ -17,7 +17,6 @@ import numpy as np
 from benchmark.cli import main_wrapper, require_tensorflow
 from benchmark.datasets.registry import DATASETS, load_dataset
 from benchmark.errors import UsageError
-from benchmark.evaluate import scale_to_unit
 from benchmark.models.registry import get_model, list_models
 from benchmark.results import environment, write_json
 
@@ -71,7 +70,7 @@ def train(args) -> Path:
         rng = np.random.default_rng(args.seed)
         train_idx = np.sort(rng.choice(train_idx, min(args.limit_train, train_idx.size),
                                        replace=False))
-    x = scale_to_unit(ds.images[train_idx])
+    x = entry.preprocess(ds.images[train_idx])
     y = ds.labels[train_idx]
 
     keras.utils.set_random_seed(args.seed)
@@ -102,7 +101,7 @@ def train(args) -> Path:
         "dataset_meta": {k: ds.meta[k] for k in ("spec", "renderer_version", "cache_key")
                          if k in ds.meta},
         "num_classes": ds.num_classes, "class_names": list(ds.class_names),
-        "input_size": entry.input_size, "preprocessing": "uint8 RGB / 255 -> [0, 1]",
+        "input_size": entry.input_size, "preprocessing": entry.preprocess.describe(),
         "n_train": int(train_idx.size), "n_eval": int(eval_idx.size),
         "seed": args.seed, "data_seed": args.data_seed, "hyperparameters": hp,
         "train_seconds": round(seconds, 1), "environment": environment()})

@@ -69,7 +69,7 @@ def test_relu_order_is_the_same_function(tf, rep):
 @pytest.mark.parametrize("io_type", ["uint8", "int8", None])
 def test_lookup_table_input_path_equals_direct_path(tf, rep, tmp_path, io_type):
     """LiteRT backend: tabulated preprocessing gives the same outputs as the float path."""
-    from benchmark.backends.base import PixelTransform
+    from benchmark.preprocess import PixelTransform
     from benchmark.backends.litert_cpu import LiteRTCPUBackend
     import keras
     keras.utils.set_random_seed(2)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from benchmark.backends.base import quantize  # noqa: E402
 from benchmark.backends.litert_cpu import LiteRTCPUBackend  # noqa: E402
 from benchmark.datasets.registry import load_dataset  # noqa: E402
-from benchmark.evaluate import evaluate, scale_to_unit  # noqa: E402
+from benchmark.evaluate import evaluate  # noqa: E402
 from benchmark.models.registry import get_model  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def throughput(split: str, variant: str, rounds: int, threads: int | None, limit
     if limit:
         idx = idx[:limit]
     backend = LiteRTCPUBackend(path, num_threads=threads)
-    q = quantize(scale_to_unit(ds.images[idx]), backend.input_spec)
+    q = quantize(entry.preprocess(ds.images[idx]), backend.input_spec)
     oshape, odtype = backend.output_spec.shape[1:], backend.output_spec.dtype
     evaluate(backend, ds.images, ds.labels, idx[:64])          # warm-up
     raw_loop(backend.interpreter, q[:64], oshape, odtype)
@@ -89,7 +89,7 @@ def main() -> int:
     args = ap.parse_args()
 
     times = time_main_step(args.main_runs)
-    print(f"main step (benchmark.run --split all --device cpu): "
+    print("main step (benchmark.run --split all --device cpu): "
           + ", ".join(f"{t:.1f} s" for t in times)
           + f"  -> warm {times[-1]:.1f} s (target <= 60 s)")
     print(f"{'split':13s} {'variant':7s} {'images':>6s} {'harness img/s':>14s} "

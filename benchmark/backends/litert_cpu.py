@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.backends.base import (Backend, PixelTransform, TensorSpec, dequantize,
-                                     quantize)
+from benchmark.backends.base import Backend, TensorSpec, dequantize, quantize
+from benchmark.preprocess import PixelTransform
 from benchmark.backends.runtime import find_runtime
 from benchmark.errors import BackendUnavailable, DataError
 
@@ -54,7 +54,7 @@ class InterpreterBackend(Backend):
         channels = images.shape[-1]
         key = (transform, channels)
         if self._table_key != key:
-            table = transform.table(self.input_spec, channels)
+            table = transform.table(lambda x: quantize(x, self.input_spec), channels)
             same = bool(np.all(table == table[:, :1]))
             self._table = (table[:, 0].copy() if same else table, same)
             self._table_key = key

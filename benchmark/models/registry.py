@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmark.paths import models_root
+from benchmark.preprocess import PixelTransform
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class ModelEntry:
     description: str
     train_defaults: dict = field(default_factory=dict)
     export_kwargs: dict = field(default_factory=dict)
+    preprocess: PixelTransform = PixelTransform()
 
     def artifact_dir(self, split: str, root: Path | None = None) -> Path:
         """``<root>/<name>/<split>``: where the trained artifacts of a split live."""

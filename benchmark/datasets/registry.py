@@ -50,8 +50,11 @@ def _load_carolo_synth(*, image_size, seed, options, cache_dir, verbose) -> Data
     if unknown:
         raise ValueError(f"unknown carolo-synth option(s): {', '.join(sorted(unknown))}")
     spec = carolo_synth.SynthSpec(seed=seed, image_size=image_size, **options)
+    import PIL
+
+    # Pillow draws the shapes; a different Pillow may rasterize edges differently.
     description = {"dataset": "carolo-synth", "renderer_version": carolo_synth.RENDERER_VERSION,
-                   "spec": dataclasses.asdict(spec)}
+                   "spec": dataclasses.asdict(spec), "pillow": PIL.__version__}
     key = cache.cache_key(description)
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     hit = cache.load(root, key)

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: Bump whenever the rendered pixels change (used as a cache key elsewhere).
-RENDERER_VERSION: int = 1
+RENDERER_VERSION: int = 2
 
 CLASS_NAMES: Tuple[str, ...] = (
     "CROSSWALK", "STOPLINE", "GIVE_WAY_LINE", "R_ARROW", "L_ARROW", "FORBIDDEN",
@@ -114,16 +114,16 @@ def session_params(seed: int, session: int) -> dict:
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, session, *_SESSION_KEY]))
     temp = rng.uniform(-1.0, 1.0)            # colour temperature: -1 cool .. +1 warm
-    light = rng.uniform(0.65, 1.2)
+    light = rng.uniform(0.7, 1.15)
     tint = rng.uniform(-0.04, 0.04)
     gain = np.array([1.0 + 0.13 * temp, 1.0 + tint, 1.0 - 0.15 * temp])
     saturation = rng.uniform(0.7, 1.1)
-    gamma = rng.uniform(0.8, 1.25)
-    contrast = rng.uniform(0.75, 1.1)
+    gamma = rng.uniform(0.85, 1.2)
+    contrast = rng.uniform(0.8, 1.1)
     black = rng.uniform(0.0, 0.06)
-    noise = rng.uniform(1.5, 7.0)
-    blur = rng.uniform(0.0, 0.7)
-    motion_p = rng.uniform(0.0, 0.35)
+    noise = rng.uniform(1.5, 6.0)
+    blur = rng.uniform(0.0, 0.4)
+    motion_p = rng.uniform(0.0, 0.25)
     vignette = rng.uniform(0.0, 0.35)
     grey = rng.uniform(0.22, 0.48)
     asphalt = grey + rng.uniform(-0.03, 0.03, 3)
@@ -136,7 +136,7 @@ def session_params(seed: int, session: int) -> dict:
     sky = np.array([0.55, 0.7, 0.9]) * rng.uniform(0.7, 1.1) + rng.uniform(-0.1, 0.1, 3)
     ground = np.array([0.35, 0.35, 0.3]) * rng.uniform(0.6, 1.3) + rng.uniform(-0.06, 0.06, 3)
     sign_fade = rng.uniform(0.72, 1.0)
-    sign_scale = rng.uniform(0.62, 0.76)
+    sign_scale = rng.uniform(0.68, 0.8)
     cam_ratio = rng.uniform(1.5, 2.1)
     if light < 0.8 and temp > 0.2:
         look = "dusk"
@@ -214,11 +214,11 @@ def _mk_digits() -> Dict[str, List[List[Pt]]]:
         "0": [_arc(0.5, 0.5, 0.46, 0.5, 0, 360, 24)],
         "1": [[(0.18, 0.25), (0.62, 0.0), (0.62, 1.0)]],
         "2": [_arc(0.5, 0.28, 0.44, 0.28, 195, 375, 12) + [(0.02, 1.0), (0.98, 1.0)]],
-        "3": [_arc(0.48, 0.25, 0.42, 0.25, 200, 450, 12) + _arc(0.48, 0.74, 0.48, 0.26, 270,
-                                                                  515, 14)],
+        "3": [[(0.06, 0.0), (0.9, 0.0), (0.42, 0.4)]
+              + _arc(0.48, 0.7, 0.48, 0.3, 250, 515, 14)],
         "4": [[(0.72, 1.0), (0.72, 0.0), (0.0, 0.7), (1.0, 0.7)]],
-        "5": [[(0.9, 0.0), (0.14, 0.0), (0.08, 0.46)] + _arc(0.48, 0.67, 0.46, 0.33, 235,
-                                                              510, 16)],
+        "5": [[(0.9, 0.0), (0.14, 0.0), (0.08, 0.46)]
+              + _arc(0.48, 0.67, 0.46, 0.33, 235, 510, 16)],
         "6": [d6_stem, d6_loop],
         "7": [[(0.0, 0.0), (1.0, 0.0), (0.35, 1.0)]],
         "8": [_arc(0.5, 0.25, 0.38, 0.25, 0, 360, 18), _arc(0.5, 0.73, 0.47, 0.27, 0, 360, 18)],
@@ -236,7 +236,7 @@ def _draw_text(d: ImageDraw.ImageDraw, text: str, cx: float, cy: float, h: float
     if _DIGITS is None:
         _DIGITS = _mk_digits()
     w, gap = 0.56 * h, 0.16 * h
-    lw = max(1, int(round(0.15 * h)))
+    lw = max(1, int(round(0.16 * h)))
     x0 = cx - (len(text) * w + (len(text) - 1) * gap) / 2.0
     y0 = cy - h / 2.0
     rr = lw / 2.0
@@ -315,17 +315,18 @@ def _draw_sign(cls: int, q: int, col, rng: np.random.Generator) -> Image.Image:
             _car_rear(d, 0.33 * q, 0.5 * q, 0.27 * q, black)
             _car_rear(d, 0.67 * q, 0.5 * q, 0.27 * q, red)
         else:
-            _draw_text(d, str((cls - 5) * 10), c, c, 0.4 * q, black)
+            _draw_text(d, str((cls - 5) * 10), c, c, 0.46 * q, black)
     elif cls in (15, 22):                   # end signs: white disc, grey content, stripes
         disc(grey)
         disc(white, 0.025)
-        lt = col((0.62, 0.62, 0.62))
+        dark = col((0.22, 0.22, 0.22))
         if cls == 15:
-            _draw_text(d, str(int(rng.integers(1, 10)) * 10), c, c, 0.4 * q, lt)
+            _draw_text(d, str(int(rng.integers(1, 10)) * 10), c, c, 0.44 * q, dark)
         else:
-            _car_rear(d, 0.33 * q, 0.5 * q, 0.27 * q, lt)
-            _car_rear(d, 0.67 * q, 0.5 * q, 0.27 * q, lt)
-        _stripes(d, q, 0.455 * q, grey, max(1, int(0.035 * q)))
+            _car_rear(d, 0.33 * q, 0.5 * q, 0.27 * q, dark)
+            _car_rear(d, 0.67 * q, 0.5 * q, 0.27 * q, dark)
+        _stripes(d, q, 0.455 * q, col((0.6, 0.6, 0.6)), max(1, int(0.025 * q)), n=5,
+                 spacing=0.07)
     elif cls == 5:                          # no entry
         disc(white)
         disc(red, 0.02)
@@ -584,10 +585,10 @@ def _sign_scene(cls: int, rng: np.random.Generator, sp: dict, r: int) -> np.ndar
 
     q = int(r * 1.25)
     art = _draw_sign(cls, q, col, rng)
-    s = r * float(np.clip(sp["sign_scale"] * rng.uniform(0.82, 1.2), 0.45, 0.95))
-    cx = r / 2 + rng.uniform(-0.12, 0.12) * r
-    cy = r / 2 + rng.uniform(-0.12, 0.12) * r
-    kx = rng.uniform(0.72, 1.0)
+    s = r * float(np.clip(sp["sign_scale"] * rng.uniform(0.88, 1.12), 0.45, 0.95))
+    cx = r / 2 + rng.uniform(-0.1, 0.1) * r
+    cy = r / 2 + rng.uniform(-0.1, 0.1) * r
+    kx = rng.uniform(0.76, 1.0)
     hr = rng.uniform(0.9, 1.1)
     if rng.random() < 0.5:
         hl, hr = hr, 1.0
@@ -595,7 +596,7 @@ def _sign_scene(cls: int, rng: np.random.Generator, sp: dict, r: int) -> np.ndar
         hl = 1.0
     quad = [(cx - kx * s / 2, cy - hl * s / 2), (cx + kx * s / 2, cy - hr * s / 2),
             (cx + kx * s / 2, cy + hr * s / 2), (cx - kx * s / 2, cy + hl * s / 2)]
-    quad = _rot(quad, math.radians(rng.uniform(-10, 10)), cx, cy)
+    quad = _rot(quad, math.radians(rng.uniform(-8, 8)), cx, cy)
     if rng.random() < 0.7:                   # pole below the sign
         d = ImageDraw.Draw(bg)
         d.rectangle([cx - 0.03 * r, cy, cx + 0.03 * r, r],
@@ -608,7 +609,7 @@ def _sign_scene(cls: int, rng: np.random.Generator, sp: dict, r: int) -> np.ndar
         d = ImageDraw.Draw(bg)
         a = rng.uniform(0, 2 * math.pi)
         ox, oy = cx + math.cos(a) * s * 0.55, cy + math.sin(a) * s * 0.55
-        rad = rng.uniform(0.18, 0.3) * s
+        rad = rng.uniform(0.15, 0.25) * s
         if rng.random() < 0.6:
             v = np.asarray(sp["vegetation_rgb"][int(rng.integers(0, 3))]) * rng.uniform(0.7, 1.2)
         else:
@@ -688,11 +689,11 @@ def _render(class_id: int, session: int, index: int, spec: SynthSpec, sp: dict) 
 
     # optics: defocus / motion blur (at output resolution)
     sigma = sp["blur_sigma"] * rng.uniform(0.5, 1.5)
-    if rng.random() < 0.15:
-        sigma += rng.uniform(0.3, 0.9)
+    if rng.random() < 0.1:
+        sigma += rng.uniform(0.2, 0.6)
     sigma *= size / 80.0
     motion = rng.random() < sp["motion_blur_prob"]
-    mlen = rng.uniform(1.5, 4.0) * size / 80.0
+    mlen = rng.uniform(1.5, 3.0) * size / 80.0
     if sigma > 0.2 or motion:
         pim = Image.fromarray(np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8))
         if motion:
@@ -702,8 +703,8 @@ def _render(class_id: int, session: int, index: int, spec: SynthSpec, sp: dict) 
         img = np.asarray(pim, dtype=np.float32) * (1.0 / 255.0)
 
     # lighting: exposure, colour cast, directional gradient
-    gain = np.asarray(sp["rgb_gain"], np.float32) * rng.uniform(0.96, 1.04, 3).astype(np.float32)
-    expo = sp["light_level"] * math.exp(rng.normal(0.0, 0.13))
+    gain = np.asarray(sp["rgb_gain"], np.float32) * rng.uniform(0.94, 1.06, 3).astype(np.float32)
+    expo = sp["light_level"] * math.exp(rng.uniform(-0.3, 0.3))
     ga = rng.uniform(0, 2 * math.pi)
     gs = rng.uniform(0.0, 0.25)
     lin = np.linspace(-0.5, 0.5, size, dtype=np.float32)
@@ -711,12 +712,12 @@ def _render(class_id: int, session: int, index: int, spec: SynthSpec, sp: dict) 
     img = img * (expo * gain)[None, None, :] * grad[:, :, None]
     luma = img @ np.array([0.299, 0.587, 0.114], np.float32)
     img = luma[:, :, None] + (img - luma[:, :, None]) * sp["saturation"]
-    img = (img - 0.45) * (sp["contrast"] * rng.uniform(0.93, 1.07)) + 0.45
+    img = (img - 0.45) * (sp["contrast"] * rng.uniform(0.9, 1.1)) + 0.45
     img = img * (1.0 - sp["black_level"]) + sp["black_level"]
     if sp["vignette"] > 0:
         r2 = lin[None, :] ** 2 + lin[:, None] ** 2
         img = img * (1.0 - sp["vignette"] * 2.0 * r2)[:, :, None]
-    img = np.clip(img, 0.0, 1.0) ** sp["gamma"]
+    img = np.clip(img, 0.0, 1.0) ** (sp["gamma"] * rng.uniform(0.9, 1.1))
     # sensor noise (signal dependent)
     sig = sp["noise_sigma"] * rng.uniform(0.7, 1.3) / 255.0
     noise = rng.standard_normal((size, size, 3), dtype=np.float32)

@@ -46,8 +46,10 @@ def card_text(entry, split: str, art: Path, res: dict | None) -> str:
         f"| split | `{split}`: {tm['n_train']} training images, {tm['n_eval']} evaluated |",
         f"| input | {tm['input_size']}x{tm['input_size']}x3 RGB, {tm['preprocessing']} |",
         f"| classes | {tm['num_classes']} |",
-        f"| training | Adam lr {hp['learning_rate']}, {hp['epochs']} epochs, batch "
-        f"{hp['batch_size']}, seed {tm['seed']}, {tm['train_seconds']} s on "
+        f"| training | Adam lr {hp['learning_rate']} ({hp.get('schedule', 'constant')}), "
+        f"{hp['epochs']} epochs, batch {hp['batch_size']}, "
+        f"{'brightness/contrast/translation jitter' if hp.get('augment') else 'no augmentation'}"
+        f", seed {tm['seed']}, {tm['train_seconds']} s on "
         f"{tm['environment']['cpu_count']} CPU cores; final train accuracy "
         f"{100 * hist['accuracy'][-1]:.2f} % |",
         f"| conversion | TFLite PTQ full-integer, {cm['io_type']} input/output, "

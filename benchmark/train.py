@@ -30,6 +30,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=None, help="default: the model's")
     p.add_argument("--batch-size", type=int, default=None, help="default: the model's")
     p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--no-augment", action="store_true",
+                   help="train without brightness/contrast/translation jitter")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--data-seed", type=int, default=0, help="dataset seed (default 0)")
     p.add_argument("--limit-train", type=int, default=None,
@@ -55,6 +57,8 @@ def dataset_options(args) -> dict:
 def train(args) -> Path:
     entry = get_model(args.model)
     hp = dict(entry.train_defaults)
+    if args.no_augment:
+        hp["augment"] = False
     for k in ("epochs", "batch_size", "learning_rate"):
         if getattr(args, k) is not None:
             hp[k] = getattr(args, k)
@@ -76,13 +80,28 @@ def train(args) -> Path:
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
     model = entry.build(num_classes=ds.num_classes)
-    model.compile(optimizer=keras.optimizers.Adam(hp["learning_rate"]),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    fit_model = model
+    if hp.get("augment"):
+        # Photometric and small geometric jitter, in training only: the saved model
+        # is the plain network.
+        fit_model = keras.Sequential([
+            keras.Input(model.input_shape[1:]),
+            keras.layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=args.seed),
+            keras.layers.RandomContrast(0.2, seed=args.seed + 1),
+            keras.layers.RandomTranslation(0.06, 0.06, fill_mode="nearest", seed=args.seed + 2),
+            model,
+        ])
+    steps = hp["epochs"] * -(-train_idx.size // hp["batch_size"])
+    # Cosine decay to 0 settles the weights; without it held-out accuracy swings ~1 %
+    # between late epochs.
+    lr = keras.optimizers.schedules.CosineDecay(hp["learning_rate"], decay_steps=steps)
+    fit_model.compile(optimizer=keras.optimizers.Adam(lr),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     print(f"training {entry.name} on {args.dataset}/{args.split}: {train_idx.size} images, "
           f"{hp['epochs']} epochs", file=sys.stderr)
     t0 = time.perf_counter()
-    hist = model.fit(x, y, epochs=hp["epochs"], batch_size=hp["batch_size"], shuffle=True,
-                     verbose=2)
+    hist = fit_model.fit(x, y, epochs=hp["epochs"], batch_size=hp["batch_size"], shuffle=True,
+                         verbose=2)
     seconds = time.perf_counter() - t0
 
     out = args.out or entry.artifact_dir(args.split)
@@ -103,7 +122,8 @@ def train(args) -> Path:
         "num_classes": ds.num_classes, "class_names": list(ds.class_names),
         "input_size": entry.input_size, "preprocessing": entry.preprocess.describe(),
         "n_train": int(train_idx.size), "n_eval": int(eval_idx.size),
-        "seed": args.seed, "data_seed": args.data_seed, "hyperparameters": hp,
+        "seed": args.seed, "data_seed": args.data_seed,
+        "hyperparameters": dict(hp, schedule="cosine decay to 0", optimizer="adam"),
         "train_seconds": round(seconds, 1), "environment": environment()})
     print(f"wrote {keras_path}", file=sys.stderr)
     return keras_path

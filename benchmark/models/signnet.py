@@ -60,6 +60,6 @@ ENTRY = ModelEntry(
     input_size=80,
     num_classes=30,
     description="Blog traffic-sign CNN: 4x[conv3x3-maxpool-relu], dense 128, softmax",
-    train_defaults={"epochs": 12, "batch_size": 64, "learning_rate": 1e-3},
+    train_defaults={"epochs": 20, "batch_size": 64, "learning_rate": 1e-3, "augment": True},
     export_kwargs={"relu_before_pool": True},
 )

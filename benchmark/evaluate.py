@@ -41,7 +41,9 @@ def evaluate(backend: Backend, images: np.ndarray, labels: np.ndarray, indices: 
     spent = 0.0
     for start in range(0, n, batch_size):
         idx = indices[start:start + batch_size]
-        batch = images[idx]
+        # A contiguous run of indices is read as a view (no copy out of the memory map).
+        contiguous = idx.size and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1)
+        batch = images[idx[0]:idx[-1] + 1] if contiguous else images[idx]
         t0 = time.perf_counter()
         out = backend.predict_images(batch, preprocess)
         spent += time.perf_counter() - t0

@@ -61,6 +61,11 @@ class InterpreterBackend(Backend):
         table, same = self._table
         identity = same and table.dtype == np.uint8 and np.array_equal(
             table, np.arange(256, dtype=np.uint8))
+        # A float input that is a plain scaling of the pixel value: one multiply per
+        # image is ~4x faster than a table lookup (and gives identical floats).
+        scale = np.float32(transform.scale)
+        scaled = (same and not identity and table.dtype == np.float32
+                  and np.array_equal(table, np.arange(256, dtype=np.float32) * scale))
         n = images.shape[0]
         raw = np.empty((n,) + self.output_spec.shape[1:], dtype=self.output_spec.dtype)
         it = self.interpreter
@@ -71,6 +76,8 @@ class InterpreterBackend(Backend):
             buf = tensor(in_idx)()[0]
             if identity:
                 buf[...] = images[i]
+            elif scaled:
+                np.multiply(images[i], scale, out=buf, casting="unsafe")
             elif same:
                 np.take(table, images[i], out=buf)
             else:

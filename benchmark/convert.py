@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default="signnet", help=f"one of: {', '.join(list_models())}")
     p.add_argument("--split", required=True, choices=("full", "verification"))
     p.add_argument("--model-dir", type=Path, default=None,
-                   help="artifact directory holding <model>.keras (default models/<model>/<split>)")
+                   help="models root holding <model>/<split>/<model>.keras (default models/)")
     p.add_argument("--io-type", choices=("uint8", "int8"), default="uint8",
                    help="integer type of the int8 model's input and output (default uint8)")
     p.add_argument("--representative-size", type=int, default=300,
@@ -134,7 +134,7 @@ def to_tflite(tf, model, representative=None, io_type: str = "uint8") -> bytes:
 
 def convert(args) -> dict:
     entry = get_model(args.model)
-    out = args.model_dir or entry.artifact_dir(args.split)
+    out = entry.artifact_dir(args.split, args.model_dir)
     keras_path = out / f"{entry.name}.keras"
     meta_path = out / "train_meta.json"
     if not keras_path.is_file() or not meta_path.is_file():

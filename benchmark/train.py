@@ -40,8 +40,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="carolo-synth: number of recording sessions")
     p.add_argument("--synth-per-class", type=int, default=None,
                    help="carolo-synth: images per class per session")
-    p.add_argument("--out", type=Path, default=None,
-                   help="artifact directory (default models/<model>/<split>)")
+    p.add_argument("--model-dir", type=Path, default=None,
+                   help="models root; artifacts go to <model-dir>/<model>/<split>/ "
+                        "(default models/)")
     return p.parse_args(argv)
 
 
@@ -104,7 +105,7 @@ def train(args) -> Path:
                          verbose=2)
     seconds = time.perf_counter() - t0
 
-    out = args.out or entry.artifact_dir(args.split)
+    out = entry.artifact_dir(args.split, args.model_dir)
     out.mkdir(parents=True, exist_ok=True)
     keras_path = out / f"{entry.name}.keras"
     tmp = out / f".{entry.name}.tmp.keras"

@@ -25,11 +25,10 @@ def tiny_models(tf, tmp_path_factory, env):
     """A tiny SignNet trained (2 epochs) and converted for both splits."""
     root = tmp_path_factory.mktemp("models")
     for split in ("full", "verification"):
-        art = root / "signnet" / split
-        r = run_cli("benchmark.train", "--split", split, *TINY, "--epochs", "2", "--out", art,
-                    env=env)
+        r = run_cli("benchmark.train", "--split", split, *TINY, "--epochs", "2",
+                    "--model-dir", root, env=env)
         assert r.returncode == 0, r.stderr[-2000:]
-        r = run_cli("benchmark.convert", "--split", split, "--model-dir", art,
+        r = run_cli("benchmark.convert", "--split", split, "--model-dir", root,
                     "--representative-size", "20", env=env)
         assert r.returncode == 0, r.stderr[-2000:]
         assert "int8: 14 ops: QUANTIZE x2, CONV_2D x4, MAX_POOL_2D x4, RESHAPE, " \
@@ -103,9 +102,9 @@ def test_same_command_twice_gives_the_same_metrics(tiny_models, tmp_path, env):
 
 @pytest.mark.slow
 def test_training_is_deterministic(tf, tiny_models, tmp_path, env):
-    art = tmp_path / "again"
     r = run_cli("benchmark.train", "--split", "verification", *TINY, "--epochs", "2",
-                "--out", art, env=env)
+                "--model-dir", tmp_path, env=env)
+    art = tmp_path / "signnet" / "verification"
     assert r.returncode == 0, r.stderr[-2000:]
     import keras
     a = keras.models.load_model(art / "signnet.keras", compile=False).get_weights()
@@ -183,3 +182,18 @@ def test_existing_run_is_not_overwritten(tmp_path):
     r = run_cli("benchmark.run", "--out", out)
     assert r.returncode == 2 and "already holds a run" in r.stderr
     assert (out / "results.json").read_text() == "{}"
+
+
+@pytest.mark.slow
+def test_model_card_from_a_run(tiny_models, tmp_path, env):
+    out = tmp_path / "run"
+    r = run_cli("benchmark.run", "--model-dir", tiny_models, "--split", "verification",
+                "--limit", "30", "--out", out, "--quiet", env=env)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("benchmark.modelcard", "--run", out, "--model-dir", tiny_models, env=env)
+    assert r.returncode == 0, r.stderr
+    card = (tiny_models / "signnet" / "verification" / "MODEL_CARD.md").read_text()
+    res = json.loads((out / "results.json").read_text())
+    acc = 100 * res["variants"]["int8"]["accuracy"]
+    assert f"| int8 | {acc:.2f} % |" in card
+    assert "QUANTIZE, CONV_2D, MAX_POOL_2D" in card

@@ -23,6 +23,11 @@ def main_wrapper(prog: str, main: Callable[[list[str] | None], int],
     except BenchError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:
+        # stdout was closed early (e.g. piped into `head`): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

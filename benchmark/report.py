@@ -33,9 +33,11 @@ def entropy_table(results: dict) -> str:
     variants = list(dict.fromkeys(v for r in results.values() for v in r["variants"]))
     rows = [[v, *(f"{results[s]['variants'][v]['mean_normalized_entropy']:.4f}"
                   if v in results[s]["variants"] else "" for s in splits)] for v in variants]
-    agree = ["float = int8 (top-1)", *(_pct(results[s]["agreement"]["top1"])
-                                       if "agreement" in results[s] else "" for s in splits)]
-    return tabulate(rows + [agree], headers=["mean H / log K", *splits])
+    if any("agreement" in r for r in results.values()):
+        rows.append(["float = int8 (top-1)", *(_pct(results[s]["agreement"]["top1"])
+                                               if "agreement" in results[s] else ""
+                                               for s in splits)])
+    return tabulate(rows, headers=["mean H / log K", *splits])
 
 
 def histogram_table(results: dict, key: str) -> str:

@@ -60,7 +60,7 @@ def check_edgetpu_available() -> str:
     if lib is None:
         raise BackendUnavailable(
             f"Edge TPU runtime not found: {delegate_library_name()} is not installed "
-            "(install libedgetpu1-std from Coral's apt repository, see tools/pi/setup.sh), "
+            "(install libedgetpu1-std from Coral's apt repository, see README 'Edge TPU'), "
             "or use --device cpu")
     return lib
 

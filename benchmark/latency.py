@@ -1,0 +1,97 @@
+"""Latency of one model on one device: ``python -m benchmark.latency MODEL``.
+
+The first ``invoke()`` is timed on its own (on the Edge TPU it includes
+loading the parameters into the device), then ``--warmup`` untimed runs, then
+``--runs`` timed invokes on a fixed random input in the model's own dtype.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.backends import make_backend
+from benchmark.cli import main_wrapper
+from benchmark.errors import UsageError
+
+
+def latency_stats(samples_ms) -> dict:
+    """Summary of per-invoke latencies in milliseconds (pure).
+
+    Examples
+    --------
+    >>> s = latency_stats([1.0, 2.0, 3.0, 4.0])
+    >>> s["mean_ms"], s["p50_ms"], s["throughput_per_s"]
+    (2.5, 2.5, 400.0)
+    """
+    x = np.asarray(samples_ms, np.float64)
+    if x.size == 0:
+        raise ValueError("no latency samples")
+    mean = float(x.mean())
+    return {"n": int(x.size), "mean_ms": mean, "std_ms": float(x.std(ddof=1)) if x.size > 1
+            else 0.0, "min_ms": float(x.min()), "max_ms": float(x.max()),
+            "p50_ms": float(np.percentile(x, 50)), "p90_ms": float(np.percentile(x, 90)),
+            "p99_ms": float(np.percentile(x, 99)),
+            "throughput_per_s": 1000.0 / mean if mean > 0 else float("nan")}
+
+
+def measure_latency(backend, *, runs: int = 100, warmup: int = 10, seed: int = 0) -> dict:
+    """Time ``invoke()`` of an interpreter-based backend (first, warm-up, timed runs)."""
+    if runs < 1 or warmup < 0:
+        raise UsageError("--runs must be >= 1 and --warmup >= 0")
+    it = backend.interpreter
+    spec = backend.input_spec
+    rng = np.random.default_rng(seed)
+    if np.issubdtype(spec.dtype, np.integer):
+        info = np.iinfo(spec.dtype)
+        x = rng.integers(info.min, info.max + 1, spec.shape, dtype=spec.dtype)
+    else:
+        x = rng.random(spec.shape, dtype=np.float32).astype(spec.dtype)
+    idx = backend._in_index
+    it.set_tensor(idx, x)
+    t0 = time.perf_counter_ns()
+    it.invoke()
+    first_ms = (time.perf_counter_ns() - t0) / 1e6
+    for _ in range(warmup):
+        it.invoke()
+    samples = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter_ns()
+        it.invoke()
+        samples[i] = (time.perf_counter_ns() - t0) / 1e6
+    return dict(latency_stats(samples), first_invoke_ms=first_ms, warmup=warmup,
+                samples_ms=[round(float(s), 6) for s in samples])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmark.latency",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("model", type=Path,
+                   help=".tflite model (an _edgetpu.tflite for --device edgetpu)")
+    p.add_argument("--device", choices=("cpu", "edgetpu"), default="cpu")
+    p.add_argument("--runs", type=int, default=200, help="timed invokes (default 200)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed invokes first (default 20)")
+    p.add_argument("--num-threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--json", type=Path, default=None, help="also write the result here")
+    args = p.parse_args(argv)
+    with make_backend(args.device, args.model, num_threads=args.num_threads) as b:
+        r = measure_latency(b, runs=args.runs, warmup=args.warmup)
+        r["runtime"] = b.info()
+    r["model"] = str(args.model)
+    r["model_bytes"] = args.model.stat().st_size
+    print(f"{args.model.name} on {args.device}: mean {r['mean_ms']:.3f} ms "
+          f"(std {r['std_ms']:.3f}), p50 {r['p50_ms']:.3f}, p90 {r['p90_ms']:.3f}, "
+          f"p99 {r['p99_ms']:.3f} ms, {r['throughput_per_s']:.0f}/s; first invoke "
+          f"{r['first_invoke_ms']:.3f} ms; {r['model_bytes']} bytes")
+    if args.json:
+        from benchmark.results import write_json
+        write_json(args.json, r)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_wrapper("benchmark.latency", main))

@@ -80,3 +80,17 @@ def test_lookup_table_input_path_equals_direct_path(tf, rep, tmp_path, io_type):
     imgs = np.random.default_rng(3).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     for t in (PixelTransform(), PixelTransform(mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.3))):
         np.testing.assert_array_equal(b.predict_images(imgs, t), b.predict(t(imgs)))
+
+
+def test_keras_backend_matches_the_float_tflite(tf, tmp_path):
+    """The trained Keras model and its float .tflite agree on the shipped model."""
+    from benchmark.backends import make_backend
+    from benchmark.preprocess import PixelTransform
+    from conftest import ROOT
+    art = ROOT / "models" / "signnet" / "verification"
+    imgs = np.random.default_rng(0).integers(0, 256, (4, 80, 80, 3), dtype=np.uint8)
+    k = make_backend("keras", art / "signnet.keras")
+    t = make_backend("cpu", art / "signnet_float.tflite", num_threads=1)
+    np.testing.assert_allclose(k.predict_images(imgs, PixelTransform()),
+                               t.predict_images(imgs, PixelTransform()), atol=1e-5)
+    assert k.info()["backend"] == "keras-float"

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 
 def make_backend(device: str, model_path, *, num_threads: int | None = None, **kwargs):
-    """Open ``model_path`` on ``device`` (``cpu``, ``edgetpu`` or ``fake``)."""
+    """Open ``model_path`` on ``device`` (``cpu``, ``edgetpu``, ``keras`` or ``fake``)."""
     if device == "cpu":
         from benchmark.backends.litert_cpu import LiteRTCPUBackend
         return LiteRTCPUBackend(model_path, num_threads=num_threads)
     if device == "edgetpu":
         from benchmark.backends.edgetpu import EdgeTPUBackend
         return EdgeTPUBackend(model_path, **kwargs)
+    if device == "keras":
+        from benchmark.backends.keras_float import KerasFloatBackend
+        return KerasFloatBackend(model_path)
     if device == "fake":
         from benchmark.backends.fake import FakeBackend
         return FakeBackend(model_path, **kwargs)

@@ -40,6 +40,36 @@ def entropy_table(results: dict) -> str:
     return tabulate(rows, headers=["mean H / log K", *splits])
 
 
+def calibration_table(results: dict) -> str:
+    """Rows = split/variant: ECE, MCE, NLL, Brier, mean confidence - accuracy."""
+    rows = []
+    for s, r in results.items():
+        for v, m in r["variants"].items():
+            c = m.get("calibration")
+            if c:
+                rows.append([f"{s}/{v}", f"{100 * c['ece']:.2f} %", f"{100 * c['mce']:.2f} %",
+                             f"{c['nll']:.4f}", f"{c['brier']:.4f}", f"{100 * c['gap']:+.2f} %"])
+    return tabulate(rows, headers=["calibration", "ECE (15 bins)", "MCE", "NLL", "Brier",
+                                   "conf - acc"], disable_numparse=True, stralign="right")
+
+
+def swap_table(results: dict) -> str:
+    """The paper's swap statistics of int8 against float, per split."""
+    rows = []
+    for s, r in results.items():
+        sw = r.get("swaps", {}).get("int8")
+        if sw:
+            ratio = "n/a" if sw["ratio"] != sw["ratio"] else f"{sw['ratio']:.3f}"
+            ci = sw["accuracy_change"]
+            rows.append([s, f"{sw['swapped_pct']:.2f} %", f"{sw['delta_error_pct']:+.2f} %", ratio,
+                         f"{sw['right_to_wrong']}/{sw['wrong_to_right']}/{sw['wrong_to_wrong']}",
+                         f"{sw['mcnemar_p']:.3g}",
+                         f"[{100 * ci['low']:+.2f}, {100 * ci['high']:+.2f}] %"])
+    return tabulate(rows, headers=["int8 vs float", "swapped", "delta error", "ratio",
+                                   "R->W/W->R/W->W", "McNemar p", "delta acc 95 % CI"],
+                    disable_numparse=True, stralign="right")
+
+
 def histogram_table(results: dict, key: str) -> str:
     """Bins as rows; count and fraction per split and variant as columns."""
     headers, columns, edges = ["bin"], [], None
@@ -64,6 +94,12 @@ def print_tables(results: dict, file=None) -> None:
     print(file=file)
     print(entropy_table(results), file=file)
     print(file=file)
+    if any(m.get("calibration") for r in results.values() for m in r["variants"].values()):
+        print(calibration_table(results), file=file)
+        print(file=file)
+    if any(r.get("swaps") for r in results.values()):
+        print(swap_table(results), file=file)
+        print(file=file)
     print("Certainty histogram (probability given to the true class)", file=file)
     print(histogram_table(results, "certainty_histogram"), file=file)
     print(file=file)

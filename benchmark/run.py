@@ -25,12 +25,16 @@ from benchmark.datasets.registry import load_dataset
 from benchmark.errors import DataError, UsageError
 from benchmark.evaluate import Predictions, evaluate
 from benchmark.metrics import agreement, classification_summary, confusion_matrix
+from benchmark.metrics.calibration import calibration_summary
+from benchmark.metrics.swaps import swap_summary
 from benchmark.models.registry import get_model
 from benchmark.paths import PROJECT_ROOT, models_root
 from benchmark.results import (environment, tidy_rows, write_confusion, write_csv, write_json,
                                write_predictions)
 
 METRICS_HEADER = ["split", "variant", "metric", "value"]
+SWAP_ROWS = ("swapped_pct", "delta_error_pct", "ratio", "right_to_wrong", "wrong_to_right",
+             "wrong_to_wrong", "mcnemar_p")
 
 
 def parse_args(argv=None) -> tuple[dict, str | None, bool]:
@@ -122,6 +126,7 @@ def run_split(cfg: RunConfig, split: str, out: Path, log) -> dict:
             wall = time.perf_counter() - t0
             info = backend.info()
         summary = classification_summary(p.probs, p.labels, bins=cfg.bins)
+        summary["calibration"] = calibration_summary(p.probs, p.labels, n_bins=15)
         cm = confusion_matrix(p.labels, p.probs.argmax(axis=1), num_classes=ds.num_classes)
         write_confusion(out / f"confusion_{variant}.csv", cm, ds.class_names)
         write_predictions(out / f"predictions_{variant}.npz", probs=p.probs, labels=p.labels,
@@ -142,6 +147,10 @@ def run_split(cfg: RunConfig, split: str, out: Path, log) -> dict:
     if "float" in preds and "int8" in preds:
         result["agreement"] = compare(preds["float"], preds["int8"])
         rows.append([split, "int8", "agreement_with_float", result["agreement"]["top1"]])
+        sw = swap_summary(preds["float"].probs, preds["int8"].probs, preds["int8"].labels,
+                          bins=10, n_boot=1000, seed=cfg.seed)
+        result["swaps"] = {"reference": "float", "int8": sw}
+        rows += [[split, "int8", k, sw[k]] for k in SWAP_ROWS]
     write_csv(out / "metrics.csv", METRICS_HEADER, rows)
     result["_rows"] = rows
     return result

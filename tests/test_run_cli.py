@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from benchmark.metrics import agreement, classification_summary, confusion_matrix
+from benchmark.metrics.calibration import calibration_summary
+from benchmark.metrics.swaps import swap_summary
 from benchmark.results import load_predictions
 from conftest import ROOT, run_cli
 
@@ -36,6 +38,17 @@ def tiny_models(tf, tmp_path_factory, env):
     return root
 
 
+def _same(a, b) -> bool:
+    """Deep equality where NaN equals NaN (a ratio is NaN when nothing swapped)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        return True
+    return a == b
+
+
 def _check_run_dir(d, split, variants=("float", "int8")):
     res = json.loads((d / "results.json").read_text())
     assert res["split"] == split
@@ -51,6 +64,7 @@ def _check_run_dir(d, split, variants=("float", "int8")):
         for key, val in again.items():
             assert m[key] == pytest.approx(val, nan_ok=True) if not isinstance(val, dict) \
                 else m[key] == val, key
+        assert m["calibration"] == calibration_summary(p["probs"], p["labels"], n_bins=15)
         cm = confusion_matrix(p["labels"], p["probs"].argmax(1), num_classes=k)
         csv = np.loadtxt(d / f"confusion_{v}.csv", delimiter=",", skiprows=1,
                          usecols=range(1, k + 1), dtype=np.int64)
@@ -60,6 +74,10 @@ def _check_run_dir(d, split, variants=("float", "int8")):
         np.testing.assert_array_equal(preds["float"]["index"], preds["int8"]["index"])
         assert res["agreement"]["top1"] == agreement(preds["float"]["probs"].argmax(1),
                                                      preds["int8"]["probs"].argmax(1))
+        again = swap_summary(preds["float"]["probs"], preds["int8"]["probs"],
+                             preds["int8"]["labels"], bins=10, n_boot=1000,
+                             seed=res["config"]["seed"])
+        assert _same(json.loads(json.dumps(again)), res["swaps"]["int8"])
     lines = (d / "metrics.csv").read_text().splitlines()
     assert lines[0] == "split,variant,metric,value"
     return res

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from benchmark.errors import UsageError
 
-DEVICES = ("cpu", "edgetpu")
+DEVICES = ("cpu", "edgetpu", "auto")
 SPLIT_CHOICES = ("full", "verification", "all")
 VARIANTS = ("float", "int8")
 
@@ -28,6 +28,9 @@ class RunConfig:
     batch_size: int = 64
     num_threads: int | None = None
     limit: int | None = None
+    edgetpu_device: str | None = None
+    latency: int = 0
+    latency_warmup: int = 10
     bins: int = 20
     dataset_options: dict = field(default_factory=dict)
     model_dir: str | None = None
@@ -50,6 +53,8 @@ class RunConfig:
         for name in ("batch_size", "bins"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.latency < 0 or self.latency_warmup < 0:
+            raise UsageError("--latency and --latency-warmup must be >= 0")
         if self.limit is not None and self.limit < 1:
             raise UsageError("--limit must be >= 1")
         if self.num_threads is not None and self.num_threads < 1:

@@ -54,19 +54,53 @@ def calibration_table(results: dict) -> str:
 
 
 def swap_table(results: dict) -> str:
-    """The paper's swap statistics of int8 against float, per split."""
+    """The paper's swap statistics of each quantized variant against float, per split."""
     rows = []
     for s, r in results.items():
-        sw = r.get("swaps", {}).get("int8")
-        if sw:
+        for v, sw in r.get("swaps", {}).items():
+            if v == "reference":
+                continue
             ratio = "n/a" if sw["ratio"] != sw["ratio"] else f"{sw['ratio']:.3f}"
             ci = sw["accuracy_change"]
-            rows.append([s, f"{sw['swapped_pct']:.2f} %", f"{sw['delta_error_pct']:+.2f} %", ratio,
+            rows.append([f"{s}/{v}", f"{sw['swapped_pct']:.2f} %",
+                         f"{sw['delta_error_pct']:+.2f} %", ratio,
                          f"{sw['right_to_wrong']}/{sw['wrong_to_right']}/{sw['wrong_to_wrong']}",
                          f"{sw['mcnemar_p']:.3g}",
                          f"[{100 * ci['low']:+.2f}, {100 * ci['high']:+.2f}] %"])
-    return tabulate(rows, headers=["int8 vs float", "swapped", "delta error", "ratio",
+    return tabulate(rows, headers=["vs float", "swapped", "delta error", "ratio",
                                    "R->W/W->R/W->W", "McNemar p", "delta acc 95 % CI"],
+                    disable_numparse=True, stralign="right")
+
+
+def latency_table(results: dict) -> str:
+    """Per split/variant latency statistics (only variants that measured it)."""
+    rows = []
+    for s, r in results.items():
+        for v, m in r["variants"].items():
+            lat = m.get("latency")
+            if lat:
+                rows.append([f"{s}/{v}", m["device"], f"{lat['mean_ms']:.3f}",
+                             f"{lat['std_ms']:.3f}", f"{lat['p50_ms']:.3f}",
+                             f"{lat['p90_ms']:.3f}", f"{lat['p99_ms']:.3f}",
+                             f"{lat['throughput_per_s']:.0f}", f"{lat['first_invoke_ms']:.3f}",
+                             m.get("model_bytes", "")])
+    return tabulate(rows, headers=["latency (ms)", "device", "mean", "std", "p50", "p90", "p99",
+                                   "per s", "first", "bytes"],
+                    disable_numparse=True, stralign="right")
+
+
+def attribution_table(results: dict) -> str:
+    """float -> int8 (CPU) -> int8 (Edge TPU), per split."""
+    rows = []
+    for s, r in results.items():
+        a = r.get("attribution")
+        if a:
+            acc, same = a["accuracy"], a["int8_cpu_vs_edgetpu"]
+            rows.append([s, _pct(acc["float"]) if "float" in acc else "", _pct(acc["int8"]),
+                         _pct(acc["int8-edgetpu"]), _pct(same["top1"]),
+                         f"{same['max_abs_prob_diff']:.4f}"])
+    return tabulate(rows, headers=["attribution", "float", "int8 CPU", "int8 Edge TPU",
+                                   "same top-1 CPU/TPU", "max |diff|"],
                     disable_numparse=True, stralign="right")
 
 
@@ -99,6 +133,12 @@ def print_tables(results: dict, file=None) -> None:
         print(file=file)
     if any(r.get("swaps") for r in results.values()):
         print(swap_table(results), file=file)
+        print(file=file)
+    if any(r.get("attribution") for r in results.values()):
+        print(attribution_table(results), file=file)
+        print(file=file)
+    if any(m.get("latency") for r in results.values() for m in r["variants"].values()):
+        print(latency_table(results), file=file)
         print(file=file)
     print("Certainty histogram (probability given to the true class)", file=file)
     print(histogram_table(results, "certainty_histogram"), file=file)

@@ -22,8 +22,9 @@ from benchmark.backends import make_backend
 from benchmark.cli import main_wrapper
 from benchmark.config import DEVICES, SPLIT_CHOICES, RunConfig, make_config
 from benchmark.datasets.registry import load_dataset
-from benchmark.errors import DataError, UsageError
+from benchmark.errors import BackendUnavailable, DataError, UsageError
 from benchmark.evaluate import Predictions, evaluate
+from benchmark.latency import measure_latency
 from benchmark.metrics import agreement, classification_summary, confusion_matrix
 from benchmark.metrics.calibration import calibration_summary
 from benchmark.metrics.swaps import swap_summary
@@ -44,7 +45,15 @@ def parse_args(argv=None) -> tuple[dict, str | None, bool]:
     p.add_argument("--model", help="registered model (default signnet)")
     p.add_argument("--dataset", help="dataset (default: the one the model was trained on)")
     p.add_argument("--split", choices=SPLIT_CHOICES, help="default verification")
-    p.add_argument("--device", choices=DEVICES, help="where the int8 model runs (default cpu)")
+    p.add_argument("--device", choices=DEVICES,
+                   help="where the int8 model runs: cpu, edgetpu (int8 also on the CPU, for "
+                        "attribution) or auto (the Edge TPU when its runtime is installed)")
+    p.add_argument("--edgetpu-device", help="Edge TPU to use: usb, pci, usb:0, pci:1 ... "
+                   "(default: the first found)")
+    p.add_argument("--latency", type=int, metavar="N",
+                   help="also time N invokes per variant (default 0: off)")
+    p.add_argument("--latency-warmup", type=int, metavar="N",
+                   help="untimed invokes before the latency runs (default 10)")
     p.add_argument("--variants", help="comma list of float,int8 (default both)")
     p.add_argument("--seed", type=int, help="dataset seed (default 0)")
     p.add_argument("--batch-size", type=int, help="images preprocessed per batch (default 64)")
@@ -89,7 +98,7 @@ def make_out_dir(cfg: RunConfig) -> Path:
     return out
 
 
-def run_split(cfg: RunConfig, split: str, out: Path, log) -> dict:
+def run_split(cfg: RunConfig, split: str, out: Path, log, device_resolved: str) -> dict:
     """Evaluate every variant on one split; write its files into ``out``."""
     entry = get_model(cfg.model)
     root = Path(cfg.model_dir) if cfg.model_dir else models_root()
@@ -114,46 +123,116 @@ def run_split(cfg: RunConfig, split: str, out: Path, log) -> dict:
     eval_idx = subset(eval_idx, cfg.limit)
 
     variants, preds, rows = {}, {}, []
-    for variant in cfg.variants:
-        device = cfg.device if variant == "int8" else "cpu"
-        path = variant_path(artifacts, entry.name, variant, device)
+    for variant, device, path in variant_plan(cfg, artifacts, entry.name, device_resolved):
         if not path.is_file():
+            if device == "edgetpu" and cfg.device == "auto":
+                if log:
+                    log(f"[{split}] auto: no compiled {path.name} (run tools/compile_all.sh); "
+                        "skipping the Edge TPU")
+                continue
             raise DataError(f"model file not found: {path}")
-        with make_backend(device, path, num_threads=cfg.num_threads) as backend:
+        try:
+            backend = make_backend(device, path, num_threads=cfg.num_threads,
+                                   edgetpu_device=cfg.edgetpu_device)
+        except BackendUnavailable as e:
+            if cfg.device != "auto":
+                raise
+            if log:
+                log(f"[{split}] auto: skipping the Edge TPU ({e})")
+            continue
+        with backend:
             t0 = time.perf_counter()
             p = evaluate(backend, ds.images, ds.labels, eval_idx, batch_size=cfg.batch_size,
                          preprocess=entry.preprocess)
             wall = time.perf_counter() - t0
             info = backend.info()
+            latency = (measure_latency(backend, runs=cfg.latency, warmup=cfg.latency_warmup,
+                                       seed=cfg.seed) if cfg.latency else None)
         summary = classification_summary(p.probs, p.labels, bins=cfg.bins)
         summary["calibration"] = calibration_summary(p.probs, p.labels, n_bins=15)
         cm = confusion_matrix(p.labels, p.probs.argmax(axis=1), num_classes=ds.num_classes)
         write_confusion(out / f"confusion_{variant}.csv", cm, ds.class_names)
         write_predictions(out / f"predictions_{variant}.npz", probs=p.probs, labels=p.labels,
                           index=p.index)
-        variants[variant] = dict(summary, model_file=str(path), device=device, runtime=info,
+        variants[variant] = dict(summary, model_file=str(path), model_bytes=path.stat().st_size,
+                                 device=device, runtime=info,
                                  inference_seconds=round(p.seconds, 4),
                                  wall_seconds=round(wall, 4),
                                  images_per_second=round(p.images_per_second, 2))
+        if latency is not None:
+            variants[variant]["latency"] = latency
+            rows += [[split, variant, f"latency_{k}", latency[k]]
+                     for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "first_invoke_ms")]
         preds[variant] = p
         rows += tidy_rows(split, variant, summary)
         if log:
-            log(f"[{split}] {variant:5s} on {device}: {p.labels.size} images, "
-                f"accuracy {summary['accuracy']:.4f}, {p.images_per_second:.0f} img/s")
+            lat = f", {latency['mean_ms']:.3f} ms/invoke" if latency else ""
+            log(f"[{split}] {variant:12s} on {device}: {p.labels.size} images, "
+                f"accuracy {summary['accuracy']:.4f}, {p.images_per_second:.0f} img/s{lat}")
     result = {"split": split, "dataset": dataset, "dataset_meta": ds.meta,
               "n_train": int(train_idx.size), "n_eval": int(eval_idx.size),
               "class_names": list(ds.class_names), "model_artifacts": str(artifacts),
               "variants": variants}
-    if "float" in preds and "int8" in preds:
-        result["agreement"] = compare(preds["float"], preds["int8"])
-        rows.append([split, "int8", "agreement_with_float", result["agreement"]["top1"]])
-        sw = swap_summary(preds["float"].probs, preds["int8"].probs, preds["int8"].labels,
-                          bins=10, n_boot=1000, seed=cfg.seed)
-        result["swaps"] = {"reference": "float", "int8": sw}
-        rows += [[split, "int8", k, sw[k]] for k in SWAP_ROWS]
+    quantized = [v for v in preds if v != "float"]
+    if "float" in preds and quantized:
+        result["agreement"] = compare(preds["float"], preds[quantized[0]])
+        result["swaps"] = {"reference": "float"}
+        for v in quantized:
+            rows.append([split, v, "agreement_with_float",
+                         agreement(preds["float"].probs.argmax(1), preds[v].probs.argmax(1))])
+            sw = swap_summary(preds["float"].probs, preds[v].probs, preds[v].labels,
+                              bins=10, n_boot=1000, seed=cfg.seed)
+            result["swaps"][v] = sw
+            rows += [[split, v, k, sw[k]] for k in SWAP_ROWS]
+    if "int8" in preds and "int8-edgetpu" in preds:
+        result["attribution"] = attribution(preds)
+        rows.append([split, "int8-edgetpu", "identical_top1_with_int8_cpu",
+                     result["attribution"]["int8_cpu_vs_edgetpu"]["top1"]])
+    result["device_resolved"] = device_resolved
     write_csv(out / "metrics.csv", METRICS_HEADER, rows)
     result["_rows"] = rows
     return result
+
+
+def variant_plan(cfg: RunConfig, artifacts: Path, model: str,
+                 device: str) -> list[tuple[str, str, Path]]:
+    """(variant name, device, model file) to evaluate, in order.
+
+    The float model is the CPU reference. On the Edge TPU the int8 model runs
+    twice, on the CPU interpreter (``int8``) and compiled on the TPU
+    (``int8-edgetpu``), so a drop can be attributed to quantization or to the
+    device.
+    """
+    plan = []
+    for v in cfg.variants:
+        plan.append((v, "cpu", artifacts / f"{model}_{v}.tflite"))
+        if v == "int8" and device == "edgetpu":
+            plan.append(("int8-edgetpu", "edgetpu", artifacts / f"{model}_int8_edgetpu.tflite"))
+    return plan
+
+
+def resolve_device(cfg: RunConfig, log) -> str:
+    """``auto`` -> ``edgetpu`` when the delegate library is installed, else ``cpu``."""
+    from benchmark.backends.edgetpu import check_edgetpu_available, find_delegate_library
+    if cfg.device == "edgetpu":
+        check_edgetpu_available()
+        return "edgetpu"
+    if cfg.device == "auto":
+        lib = find_delegate_library()
+        if log:
+            log(f"auto: {'Edge TPU runtime ' + lib + ' found' if lib else 'no Edge TPU runtime'}"
+                f", using {'the Edge TPU (and the CPU)' if lib else 'the CPU'}")
+        return "edgetpu" if lib else "cpu"
+    return "cpu"
+
+
+def attribution(preds: dict) -> dict:
+    """float -> int8 on the CPU -> int8 on the Edge TPU: where does accuracy go?"""
+    acc = {v: float(np.mean(p.probs.argmax(1) == p.labels)) for v, p in preds.items()}
+    return {"accuracy": acc,
+            "quantization_delta": acc["int8"] - acc["float"] if "float" in acc else None,
+            "device_delta": acc["int8-edgetpu"] - acc["int8"],
+            "int8_cpu_vs_edgetpu": compare(preds["int8"], preds["int8-edgetpu"])}
 
 
 def compare(a: Predictions, b: Predictions) -> dict:
@@ -165,19 +244,17 @@ def compare(a: Predictions, b: Predictions) -> dict:
 
 
 def run(cfg: RunConfig, *, quiet: bool = False) -> tuple[Path, dict]:
-    if cfg.device == "edgetpu":
-        from benchmark.backends.edgetpu import check_edgetpu_available
-        check_edgetpu_available()
+    log = None if quiet else (lambda msg: print(msg, file=sys.stderr))
+    device = resolve_device(cfg, log)
     out = make_out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    log = None if quiet else (lambda msg: print(msg, file=sys.stderr))
     header = {"config": cfg.to_dict(), "environment": environment(),
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     splits = cfg.splits()
     results = {}
     for split in splits:
         split_out = out / split if len(splits) > 1 else out
-        r = run_split(cfg, split, split_out, log)
+        r = run_split(cfg, split, split_out, log, device)
         rows = r.pop("_rows")
         write_json(split_out / "results.json", dict(header, **r))
         results[split] = (r, rows)

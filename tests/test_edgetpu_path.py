@@ -119,3 +119,18 @@ def test_auto_without_compiled_model_uses_the_cpu(fake_edgetpu, tmp_path):
     out, _ = run(cfg, quiet=True)
     res = json.loads((out / "results.json").read_text())
     assert set(res["variants"]) == {"float", "int8"} and fake_edgetpu == []
+
+
+def test_pycoral_make_interpreter_is_used_when_installed(monkeypatch, models_with_compiled):
+    calls = []
+    real = runtime.find_runtime()
+
+    def make_interpreter(path, device=None):
+        calls.append((path, device))
+        return real.Interpreter(model_path=path)
+
+    monkeypatch.setattr(edgetpu, "_pycoral_make_interpreter", lambda: make_interpreter)
+    model = models_with_compiled / "signnet" / "verification" / "signnet_int8_edgetpu.tflite"
+    b = edgetpu.EdgeTPUBackend(model, device="pci:0", library="libedgetpu.so.1")
+    assert calls == [(str(model), "pci:0")]
+    assert b.info()["runtime"] == "pycoral" and b.info()["device"] == "pci:0"

@@ -32,6 +32,34 @@ _SEARCH_GLOBS = {
 }
 
 
+def _pycoral_make_interpreter():
+    """``pycoral.utils.edgetpu.make_interpreter`` when Google's pycoral is installed, else None.
+
+    The PyPI package named ``pycoral`` is an unrelated project; only the one
+    that has ``pycoral.utils.edgetpu`` counts.
+    """
+    try:
+        from pycoral.utils.edgetpu import make_interpreter
+    except ImportError:
+        return None
+    return make_interpreter
+
+
+class _PyCoralRuntime:
+    package = "pycoral"
+
+    @property
+    def version(self) -> str:
+        try:
+            from importlib.metadata import version
+            return version("pycoral")
+        except Exception:  # pragma: no cover - metadata missing on source installs
+            return "unknown"
+
+
+_PYCORAL = _PyCoralRuntime()
+
+
 def delegate_library_name(system: str | None = None) -> str:
     """The delegate library's file name on ``system`` (default: this platform)."""
     system = system or platform.system()
@@ -89,20 +117,26 @@ class EdgeTPUBackend(InterpreterBackend):
             raise BackendUnavailable(
                 f"{model_path.name} is not compiled for the Edge TPU: run edgetpu_compiler on "
                 "an int8 model; a float model cannot run on the Edge TPU")
-        self.runtime = find_runtime(prefer)
         self.device = device
-        options = {"device": device} if device else {}
+        self.library = lib
+        make_interpreter = _pycoral_make_interpreter() if prefer in (None, "pycoral") else None
         try:
-            delegate = self.runtime.load_delegate(lib, options)
+            if make_interpreter is not None:
+                # pycoral builds a tflite_runtime interpreter with the delegate itself.
+                self.runtime = _PYCORAL
+                interp = make_interpreter(str(model_path), device=device)
+            else:
+                self.runtime = find_runtime(prefer)
+                options = {"device": device} if device else {}
+                delegate = self.runtime.load_delegate(lib, options)
+                interp = self.runtime.Interpreter(model_path=str(model_path),
+                                                  experimental_delegates=[delegate])
         except (ValueError, OSError) as e:
             raise BackendUnavailable(
                 f"no Edge TPU device found{f' at {device}' if device else ''} "
                 f"({lib} loaded but the delegate failed: {str(e).splitlines()[0]}); "
                 "check the USB/PCIe connection and udev permissions") from None
-        interp = self.runtime.Interpreter(model_path=str(model_path),
-                                          experimental_delegates=[delegate])
         self._setup(interp, model_path)
-        self.library = lib
 
     def info(self) -> dict:
         return {"backend": self.name, "runtime": self.runtime.package,

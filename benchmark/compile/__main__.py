@@ -8,7 +8,8 @@ table is printed; an internal compiler error, known to be flaky, is retried
 once), its console output and ``*_edgetpu.log`` are parsed, and the static
 analyzer's prediction is shown beside it with disagreements flagged. Without
 the compiler the static analyzer alone answers. Results are saved as
-``<out-dir>/<stem>_compile.json``.
+``<out-dir>/<stem>_compile.json``. Exit code 1 when a model fails (or is
+predicted to fail) to compile.
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ def main(argv=None) -> int:
             print_table(model.name, predicted)
             for w in predicted.get("warnings", []):
                 print(f"warning: {w}")
+            if predicted.get("error"):
+                status = 1
         write_json(out_dir / f"{model.stem}_compile.json", record)
     return status
 

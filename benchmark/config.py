@@ -31,6 +31,7 @@ class RunConfig:
     edgetpu_device: str | None = None
     latency: int = 0
     latency_warmup: int = 10
+    report: bool = True
     bins: int = 20
     dataset_options: dict = field(default_factory=dict)
     model_dir: str | None = None

@@ -1,7 +1,22 @@
-"""Text tables in the blog's shape (accuracy, entropy, histograms)."""
+"""Reports of saved runs: text tables (stdout), one-file HTML and Markdown.
+
+``python -m benchmark.report RUN_DIR [RUN_DIR ...] [--out report.html]``
+builds everything from the run files alone (results.json, confusion CSVs,
+predictions npz), so a report can be rebuilt without re-running inference.
+"""
 
 from __future__ import annotations
 
+import argparse
+import base64
+import html
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
 from tabulate import tabulate
 
 
@@ -9,7 +24,7 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
 
-def accuracy_table(results: dict) -> str:
+def accuracy_table(results: dict, fmt: str = "simple") -> str:
     """Rows = variants, columns = splits: accuracy with its 95 % interval."""
     splits = list(results)
     variants = list(dict.fromkeys(v for r in results.values() for v in r["variants"]))
@@ -25,10 +40,11 @@ def accuracy_table(results: dict) -> str:
             row.append(f"{_pct(m['accuracy'])} [{100 * ci['low']:.2f}, {100 * ci['high']:.2f}]"
                        f" n={m['n']}")
         rows.append(row)
-    return tabulate(rows, headers=["accuracy (95 % CI)", *splits])
+    return tabulate(rows, headers=["accuracy (95 % CI)", *splits],
+                    tablefmt=fmt)
 
 
-def entropy_table(results: dict) -> str:
+def entropy_table(results: dict, fmt: str = "simple") -> str:
     splits = list(results)
     variants = list(dict.fromkeys(v for r in results.values() for v in r["variants"]))
     rows = [[v, *(f"{results[s]['variants'][v]['mean_normalized_entropy']:.4f}"
@@ -37,10 +53,11 @@ def entropy_table(results: dict) -> str:
         rows.append(["float = int8 (top-1)", *(_pct(results[s]["agreement"]["top1"])
                                                if "agreement" in results[s] else ""
                                                for s in splits)])
-    return tabulate(rows, headers=["mean H / log K", *splits])
+    return tabulate(rows, headers=["mean H / log K", *splits],
+                    tablefmt=fmt)
 
 
-def calibration_table(results: dict) -> str:
+def calibration_table(results: dict, fmt: str = "simple") -> str:
     """Rows = split/variant: ECE, MCE, NLL, Brier, mean confidence - accuracy."""
     rows = []
     for s, r in results.items():
@@ -50,10 +67,11 @@ def calibration_table(results: dict) -> str:
                 rows.append([f"{s}/{v}", f"{100 * c['ece']:.2f} %", f"{100 * c['mce']:.2f} %",
                              f"{c['nll']:.4f}", f"{c['brier']:.4f}", f"{100 * c['gap']:+.2f} %"])
     return tabulate(rows, headers=["calibration", "ECE (15 bins)", "MCE", "NLL", "Brier",
-                                   "conf - acc"], disable_numparse=True, stralign="right")
+                                   "conf - acc"], disable_numparse=True, stralign="right",
+                    tablefmt=fmt)
 
 
-def swap_table(results: dict) -> str:
+def swap_table(results: dict, fmt: str = "simple") -> str:
     """The paper's swap statistics of each quantized variant against float, per split."""
     rows = []
     for s, r in results.items():
@@ -69,10 +87,11 @@ def swap_table(results: dict) -> str:
                          f"[{100 * ci['low']:+.2f}, {100 * ci['high']:+.2f}] %"])
     return tabulate(rows, headers=["vs float", "swapped", "delta error", "ratio",
                                    "R->W/W->R/W->W", "McNemar p", "delta acc 95 % CI"],
-                    disable_numparse=True, stralign="right")
+                    disable_numparse=True, stralign="right",
+                    tablefmt=fmt)
 
 
-def latency_table(results: dict) -> str:
+def latency_table(results: dict, fmt: str = "simple") -> str:
     """Per split/variant latency statistics (only variants that measured it)."""
     rows = []
     for s, r in results.items():
@@ -86,10 +105,11 @@ def latency_table(results: dict) -> str:
                              m.get("model_bytes", "")])
     return tabulate(rows, headers=["latency (ms)", "device", "mean", "std", "p50", "p90", "p99",
                                    "per s", "first", "bytes"],
-                    disable_numparse=True, stralign="right")
+                    disable_numparse=True, stralign="right",
+                    tablefmt=fmt)
 
 
-def attribution_table(results: dict) -> str:
+def attribution_table(results: dict, fmt: str = "simple") -> str:
     """float -> int8 (CPU) -> int8 (Edge TPU), per split."""
     rows = []
     for s, r in results.items():
@@ -101,10 +121,11 @@ def attribution_table(results: dict) -> str:
                          f"{same['max_abs_prob_diff']:.4f}"])
     return tabulate(rows, headers=["attribution", "float", "int8 CPU", "int8 Edge TPU",
                                    "same top-1 CPU/TPU", "max |diff|"],
-                    disable_numparse=True, stralign="right")
+                    disable_numparse=True, stralign="right",
+                    tablefmt=fmt)
 
 
-def histogram_table(results: dict, key: str) -> str:
+def histogram_table(results: dict, key: str, fmt: str = "simple") -> str:
     """Bins as rows; count and fraction per split and variant as columns."""
     headers, columns, edges = ["bin"], [], None
     for s, r in results.items():
@@ -119,7 +140,8 @@ def histogram_table(results: dict, key: str) -> str:
         for h in columns:
             row += [h["counts"][i], f"{100 * h['fractions'][i]:.2f}"]
         rows.append(row)
-    return tabulate(rows, headers=headers, disable_numparse=True, stralign="right")
+    return tabulate(rows, headers=headers, disable_numparse=True, stralign="right",
+                    tablefmt=fmt)
 
 
 def print_tables(results: dict, file=None) -> None:
@@ -145,3 +167,243 @@ def print_tables(results: dict, file=None) -> None:
     print(file=file)
     print("Histogram of all output values", file=file)
     print(histogram_table(results, "output_histogram"), file=file)
+
+
+# ---------------------------------------------------------------- saved runs
+
+def load_run(run_dir: Path) -> dict:
+    """``{"dir", "top", "splits": {split: (result, split_dir)}}`` of a run directory."""
+    from benchmark.errors import DataError
+    run_dir = Path(run_dir)
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise DataError(f"{run_dir} is not a run directory (no results.json)")
+    try:
+        top = json.loads(path.read_text())
+        if "splits" in top:
+            splits = {s: (json.loads((run_dir / rel).read_text()), (run_dir / rel).parent)
+                      for s, rel in top["splits"].items()}
+        else:
+            splits = {top["split"]: (top, run_dir)}
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"{run_dir}: unreadable run files ({e})") from None
+    return {"dir": run_dir, "top": top, "splits": splits}
+
+
+def _confusion_csv(path: Path) -> np.ndarray:
+    import csv
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return np.array([[int(v) for v in r[1:]] for r in rows[1:]], dtype=np.int64)
+
+
+def split_figures(res: dict, split_dir: Path) -> list[tuple[str, object]]:
+    """(title, Figure) pairs for one split, from its saved files."""
+    from benchmark import plots
+    from benchmark.metrics import normalized_entropy
+    variants = list(res["variants"])
+    names = res["class_names"]
+    figs = []
+    cms = {v: _confusion_csv(split_dir / f"confusion_{v}.csv") for v in variants
+           if (split_dir / f"confusion_{v}.csv").is_file()}
+    if cms:
+        figs.append(("Confusion matrices (row-normalized)", plots.confusion_pair(cms, names)))
+    for key, title, xlabel in (
+            ("certainty_histogram", "Certainty: probability given to the true class",
+             "probability of the true class"),
+            ("output_histogram", "All output values", "output value")):
+        h = {v: res["variants"][v][key] for v in variants}
+        fig = plots.histograms(h, title=title, xlabel=xlabel, log=True)
+        figs.append((title + " (log counts)", fig))
+    ent = {}
+    for v in variants:
+        f = split_dir / f"predictions_{v}.npz"
+        if f.is_file():
+            with np.load(f) as z:
+                ent[v] = normalized_entropy(z["probs"])
+    if ent:
+        figs.append(("Entropy distributions", plots.entropy_distributions(ent)))
+    rel = {v: res["variants"][v]["calibration"]["reliability"] for v in variants
+           if res["variants"][v].get("calibration")}
+    if rel:
+        figs.append(("Reliability diagram and confidence histogram", plots.reliability(rel)))
+    quant = [v for v in variants if v != "float"]
+    if "float" in cms and quant and quant[0] in cms:
+        figs.append(("Recall changes", plots.recall_changes(cms["float"], cms[quant[0]], names,
+                                                            labels=("float", quant[0]))))
+    sw = {v: h["swapped_by_confidence"] for v, h in res.get("swaps", {}).items()
+          if v != "reference"}
+    if sw:
+        figs.append(("Swapped predictions over float confidence", plots.swapped_vs_confidence(sw)))
+    lat = {v: m["latency"]["samples_ms"] for v, m in res["variants"].items() if m.get("latency")}
+    if lat:
+        figs.append(("Latency", plots.latency_distributions(lat)))
+    return figs
+
+
+def _png_b64(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+_CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px}
+th{background:#f2f2f2}.diff{background:#ffe08a}img{max-width:100%;display:block;margin:0.5em 0}
+code,pre{background:#f6f6f6}h2{border-bottom:1px solid #ddd}"""
+
+
+def _tables(results: dict, fmt: str) -> list[tuple[str, str]]:
+    out = [("Accuracy", accuracy_table(results, fmt)),
+           ("Mean normalized entropy", entropy_table(results, fmt))]
+    if any(m.get("calibration") for r in results.values() for m in r["variants"].values()):
+        out.append(("Calibration", calibration_table(results, fmt)))
+    if any(r.get("swaps") for r in results.values()):
+        out.append(("Swapped predictions", swap_table(results, fmt)))
+    if any(r.get("attribution") for r in results.values()):
+        out.append(("Attribution", attribution_table(results, fmt)))
+    if any(m.get("latency") for r in results.values() for m in r["variants"].values()):
+        out.append(("Latency", latency_table(results, fmt)))
+    return out
+
+
+COMPARE_KEYS = (("accuracy", "accuracy"), ("mean_normalized_entropy", "mean H/log K"))
+
+
+def comparison_rows(runs: list[dict]) -> tuple[list[str], list[list]]:
+    """Rows = metric per split/variant, columns = runs (None where absent)."""
+    keys = []
+    for run in runs:
+        for s, (res, _) in run["splits"].items():
+            for v in res["variants"]:
+                for k, label in COMPARE_KEYS + (("ece", "ECE"),):
+                    if (s, v, k, label) not in keys:
+                        keys.append((s, v, k, label))
+    rows = []
+    for s, v, k, label in keys:
+        row = [f"{s}/{v} {label}"]
+        for run in runs:
+            m = run["splits"].get(s, ({"variants": {}}, None))[0]["variants"].get(v)
+            val = None
+            if m is not None:
+                val = m.get("calibration", {}).get("ece") if k == "ece" else m.get(k)
+            row.append(val)
+        rows.append(row)
+    return [str(r["dir"]) for r in runs], rows
+
+
+def build_html(runs: list[dict]) -> str:
+    """One self-contained page: no external CSS, JS, fonts or images."""
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
+             "<title>edgetpu-bench report</title>", f"<style>{_CSS}</style></head><body>",
+             "<h1>edgetpu-bench report</h1>"]
+    if len(runs) > 1:
+        heads, rows = comparison_rows(runs)
+        parts.append("<h2>Comparison</h2><p>Cells that differ from the first run are "
+                     "highlighted.</p><table><tr><th>metric</th>"
+                     + "".join(f"<th>{html.escape(h)}</th>" for h in heads) + "</tr>")
+        for row in rows:
+            first = row[1]
+            cells = []
+            for i, val in enumerate(row[1:]):
+                txt = "" if val is None else f"{val:.4f}"
+                cls = " class='diff'" if i and val is not None and first is not None \
+                    and abs(val - first) > 1e-12 else ""
+                cells.append(f"<td{cls}>{txt}</td>")
+            parts.append(f"<tr><td>{html.escape(row[0])}</td>{''.join(cells)}</tr>")
+        parts.append("</table>")
+    for run in runs:
+        results = {s: r for s, (r, _) in run["splits"].items()}
+        top = run["top"]
+        parts.append(f"<h2>Run {html.escape(str(run['dir']))}</h2>")
+        env = top.get("environment", {})
+        parts.append("<details><summary>config and environment</summary><pre>"
+                     + html.escape(json.dumps({"config": top.get("config"), "environment": env},
+                                              indent=2)) + "</pre></details>")
+        for title, table in _tables(results, "html"):
+            parts.append(f"<h3>{html.escape(title)}</h3>{table}")
+        for key, title in (("certainty_histogram", "Certainty histogram"),
+                           ("output_histogram", "Histogram of all outputs")):
+            parts.append(f"<h3>{title}</h3>{histogram_table(results, key, 'html')}")
+        for split, (res, split_dir) in run["splits"].items():
+            for title, fig in split_figures(res, split_dir):
+                parts.append(f"<h3>{html.escape(split)}: {html.escape(title)}</h3>"
+                             f"<img alt='{html.escape(title)}' "
+                             f"src='data:image/png;base64,{_png_b64(fig)}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def build_markdown(runs: list[dict]) -> str:
+    """Summary tables for pasting into an issue or a README."""
+    out = []
+    for run in runs:
+        results = {s: r for s, (r, _) in run["splits"].items()}
+        env = run["top"].get("environment", {})
+        out.append(f"## Run `{run['dir']}` (git {env.get('git')})\n")
+        for title, table in _tables(results, "github"):
+            out.append(f"**{title}**\n\n{table}\n")
+    if len(runs) > 1:
+        heads, rows = comparison_rows(runs)
+        out.append("**Comparison**\n\n" + tabulate(
+            [[r[0], *("" if v is None else f"{v:.4f}" for v in r[1:])] for r in rows],
+            headers=["metric", *heads], tablefmt="github") + "\n")
+    return "\n".join(out)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
+
+
+def write_figures(run_dir: Path, fig_dir: Path) -> list[Path]:
+    """Save every figure of a run as ``<split>_<title>.png`` in ``fig_dir``."""
+    from benchmark.results import atomic_write_bytes
+    run = load_run(run_dir)
+    paths = []
+    for split, (res, split_dir) in run["splits"].items():
+        for title, fig in split_figures(res, split_dir):
+            path = Path(fig_dir) / f"{split}_{_slug(title)}.png"
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=90)
+            atomic_write_bytes(path, buf.getvalue())
+            paths.append(path)
+    return paths
+
+
+def write_report(run_dirs, out: Path | None = None) -> tuple[Path, Path]:
+    """Write ``report.html`` and ``report.md``; return their paths."""
+    from benchmark.results import atomic_write_bytes
+    runs = [load_run(Path(d)) for d in run_dirs]
+    if out is None:
+        out = runs[0]["dir"] / "report.html" if len(runs) == 1 else Path("report.html")
+    out = Path(out)
+    atomic_write_bytes(out, build_html(runs).encode())
+    md = out.with_suffix(".md")
+    atomic_write_bytes(md, build_markdown(runs).encode())
+    return out, md
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmark.report",
+                                description="Build report.html (self-contained) and report.md "
+                                            "from saved run directories.")
+    p.add_argument("runs", nargs="+", type=Path, help="run directories (benchmark.run --out)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="HTML file (default RUN_DIR/report.html for one run, ./report.html "
+                        "for several); report.md goes beside it")
+    p.add_argument("--figures", type=Path, default=None, metavar="DIR",
+                   help="also save every figure of the first run as PNG files in DIR")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    html_path, md_path = write_report(args.runs, args.out)
+    if args.figures:
+        for path in write_figures(args.runs[0], args.figures):
+            print(f"wrote {path}")
+    print(f"wrote {html_path} ({html_path.stat().st_size // 1024} KiB) and {md_path} in "
+          f"{time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    from benchmark.cli import main_wrapper
+    sys.exit(main_wrapper("benchmark.report", main))

@@ -63,6 +63,8 @@ def parse_args(argv=None) -> tuple[dict, str | None, bool]:
     p.add_argument("--model-dir", help="models root holding <model>/<split>/ (default models/)")
     p.add_argument("--cache-dir", help="dataset cache (default datasets/cache)")
     p.add_argument("--out", help="run directory (default runs/<UTC timestamp>)")
+    p.add_argument("--no-report", dest="report", action="store_const", const=False,
+                   help="do not write report.html / report.md at the end")
     p.add_argument("--quiet", action="store_true", help="print only the tables")
     a = vars(p.parse_args(argv))
     config_file, quiet = a.pop("config"), a.pop("quiet")
@@ -263,8 +265,12 @@ def run(cfg: RunConfig, *, quiet: bool = False) -> tuple[Path, dict]:
                   [row for _, rows in results.values() for row in rows])
         write_json(out / "results.json", dict(header, splits={
             s: f"{s}/results.json" for s in splits}))
-    from benchmark.report import print_tables
+    from benchmark.report import print_tables, write_report
     print_tables({s: r for s, (r, _) in results.items()})
+    if cfg.report:
+        html_path, _ = write_report([out])
+        if log:
+            log(f"report: {html_path}")
     if log:
         log(f"results in {out}")
     return out, {s: r for s, (r, _) in results.items()}

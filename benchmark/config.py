@@ -32,6 +32,7 @@ class RunConfig:
     latency: int = 0
     latency_warmup: int = 10
     report: bool = True
+    weight_bits: tuple[int, ...] = ()
     bins: int = 20
     dataset_options: dict = field(default_factory=dict)
     model_dir: str | None = None
@@ -54,6 +55,9 @@ class RunConfig:
         for name in ("batch_size", "bins"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+        if any(not 2 <= b <= 8 for b in self.weight_bits) or \
+                len(set(self.weight_bits)) != len(self.weight_bits):
+            raise UsageError("--weight-bits must be distinct bit widths in 2..8, e.g. 8,6,4")
         if self.latency < 0 or self.latency_warmup < 0:
             raise UsageError("--latency and --latency-warmup must be >= 0")
         if self.limit is not None and self.limit < 1:
@@ -65,6 +69,7 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["variants"] = list(self.variants)
+        d["weight_bits"] = list(self.weight_bits)
         return d
 
 
@@ -98,4 +103,13 @@ def make_config(cli: dict, config_file: str | None = None) -> RunConfig:
         values["variants"] = tuple(v.strip() for v in values["variants"].split(",") if v.strip())
     elif "variants" in values:
         values["variants"] = tuple(values["variants"])
+    if isinstance(values.get("weight_bits"), str):
+        try:
+            values["weight_bits"] = tuple(int(b) for b in values["weight_bits"].split(",")
+                                          if b.strip())
+        except ValueError:
+            raise UsageError(f"--weight-bits must be integers, got {values['weight_bits']!r}") \
+                from None
+    elif "weight_bits" in values:
+        values["weight_bits"] = tuple(values["weight_bits"])
     return RunConfig(**values).validate()

@@ -91,6 +91,23 @@ def swap_table(results: dict, fmt: str = "simple") -> str:
                     tablefmt=fmt)
 
 
+def sweep_table(results: dict, fmt: str = "simple") -> str:
+    """Weight-bit sweep (variants ``w<b>``): accuracy and swap statistics against float."""
+    rows = []
+    for s, r in results.items():
+        for v in sorted((v for v in r["variants"] if v.startswith("w") and v[1:].isdigit()),
+                        key=lambda v: -int(v[1:])):
+            m, sw = r["variants"][v], r.get("swaps", {}).get(v, {})
+            ratio = sw.get("ratio", float("nan"))
+            rows.append([s, v[1:], _pct(m["accuracy"]), f"{sw.get('swapped_pct', 0):.2f} %",
+                         f"{sw.get('delta_error_pct', 0):+.2f} %",
+                         "n/a" if ratio != ratio else f"{ratio:.3f}",
+                         f"{100 * m['calibration']['ece']:.2f} %"])
+    return tabulate(rows, headers=["weight-bit sweep", "bits", "accuracy", "swapped",
+                                   "delta error", "ratio", "ECE"],
+                    disable_numparse=True, stralign="right", tablefmt=fmt)
+
+
 def latency_table(results: dict, fmt: str = "simple") -> str:
     """Per split/variant latency statistics (only variants that measured it)."""
     rows = []
@@ -155,6 +172,9 @@ def print_tables(results: dict, file=None) -> None:
         print(file=file)
     if any(r.get("swaps") for r in results.values()):
         print(swap_table(results), file=file)
+        print(file=file)
+    if any(v.startswith("w") for r in results.values() for v in r["variants"]):
+        print(sweep_table(results), file=file)
         print(file=file)
     if any(r.get("attribution") for r in results.values()):
         print(attribution_table(results), file=file)
@@ -260,6 +280,8 @@ def _tables(results: dict, fmt: str) -> list[tuple[str, str]]:
         out.append(("Calibration", calibration_table(results, fmt)))
     if any(r.get("swaps") for r in results.values()):
         out.append(("Swapped predictions", swap_table(results, fmt)))
+    if any(v.startswith("w") for r in results.values() for v in r["variants"]):
+        out.append(("Weight-bit sweep", sweep_table(results, fmt)))
     if any(r.get("attribution") for r in results.values()):
         out.append(("Attribution", attribution_table(results, fmt)))
     if any(m.get("latency") for r in results.values() for m in r["variants"].values()):

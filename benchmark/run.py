@@ -30,8 +30,8 @@ from benchmark.metrics.calibration import calibration_summary
 from benchmark.metrics.swaps import swap_summary
 from benchmark.models.registry import get_model
 from benchmark.paths import PROJECT_ROOT, models_root
-from benchmark.results import (environment, tidy_rows, write_confusion, write_csv, write_json,
-                               write_predictions)
+from benchmark.results import (atomic_write_bytes, environment, tidy_rows, write_confusion,
+                               write_csv, write_json, write_predictions)
 
 METRICS_HEADER = ["split", "variant", "metric", "value"]
 SWAP_ROWS = ("swapped_pct", "delta_error_pct", "ratio", "right_to_wrong", "wrong_to_right",
@@ -50,6 +50,9 @@ def parse_args(argv=None) -> tuple[dict, str | None, bool]:
                         "attribution) or auto (the Edge TPU when its runtime is installed)")
     p.add_argument("--edgetpu-device", help="Edge TPU to use: usb, pci, usb:0, pci:1 ... "
                    "(default: the first found)")
+    p.add_argument("--weight-bits", metavar="B,B,...",
+                   help="also evaluate the int8 model with weights re-quantized to these bit "
+                        "widths at 8-bit activations, e.g. 8,7,6,5,4 (variants w8..w4)")
     p.add_argument("--latency", type=int, metavar="N",
                    help="also time N invokes per variant (default 0: off)")
     p.add_argument("--latency-warmup", type=int, metavar="N",
@@ -125,7 +128,16 @@ def run_split(cfg: RunConfig, split: str, out: Path, log, device_resolved: str) 
     eval_idx = subset(eval_idx, cfg.limit)
 
     variants, preds, rows = {}, {}, []
-    for variant, device, path in variant_plan(cfg, artifacts, entry.name, device_resolved):
+    if cfg.weight_bits:
+        from benchmark.quant.bitsweep import requantize_weights
+        src = artifacts / f"{entry.name}_int8.tflite"
+        if not src.is_file():
+            raise DataError(f"model file not found: {src} (the weight-bit sweep starts from it)")
+        for b in cfg.weight_bits:
+            atomic_write_bytes(out / "models" / f"{entry.name}_w{b}.tflite",
+                               requantize_weights(src, b))
+    for variant, device, path in variant_plan(cfg, artifacts, entry.name, device_resolved,
+                                              out / "models"):
         if not path.is_file():
             if device == "edgetpu" and cfg.device == "auto":
                 if log:
@@ -196,8 +208,8 @@ def run_split(cfg: RunConfig, split: str, out: Path, log, device_resolved: str) 
     return result
 
 
-def variant_plan(cfg: RunConfig, artifacts: Path, model: str,
-                 device: str) -> list[tuple[str, str, Path]]:
+def variant_plan(cfg: RunConfig, artifacts: Path, model: str, device: str,
+                 generated: Path | None = None) -> list[tuple[str, str, Path]]:
     """(variant name, device, model file) to evaluate, in order.
 
     The float model is the CPU reference. On the Edge TPU the int8 model runs
@@ -210,6 +222,8 @@ def variant_plan(cfg: RunConfig, artifacts: Path, model: str,
         plan.append((v, "cpu", artifacts / f"{model}_{v}.tflite"))
         if v == "int8" and device == "edgetpu":
             plan.append(("int8-edgetpu", "edgetpu", artifacts / f"{model}_int8_edgetpu.tflite"))
+    for b in cfg.weight_bits:
+        plan.append((f"w{b}", "cpu", (generated or artifacts) / f"{model}_w{b}.tflite"))
     return plan
 
 

@@ -197,3 +197,29 @@ def _fused_activation(schema, op, act_names) -> str | None:
     opts.Init(table.Bytes, table.Pos)
     act = act_names.get(opts.FusedActivationFunction(), "NONE")
     return None if act == "NONE" else act
+
+
+# ------------------------------------------------------------------ editing
+
+def unpack_model(model: str | Path | bytes):
+    """The flatbuffer's mutable object tree (``schema.ModelT``) and the schema module."""
+    buf = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise ValueError("not a TFLite flatbuffer (missing 'TFL3' identifier)")
+    schema = load_schema()
+    return schema.ModelT.InitFromPackedBuf(buf, 0), schema
+
+
+def pack_model(model_t) -> bytes:
+    """Serialize a ``ModelT`` back to ``.tflite`` bytes."""
+    import flatbuffers
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model_t.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def op_name(model_t, schema, op) -> str:
+    """Builtin name of an operator in a ``ModelT``."""
+    code = model_t.operatorCodes[op.opcodeIndex]
+    return _enum_names(schema.BuiltinOperator).get(
+        max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")

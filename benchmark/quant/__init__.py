@@ -1,0 +1,1 @@
+"""Quantization variants derived from a full-integer model (weight-bit sweep)."""

@@ -226,8 +226,10 @@ def split_figures(res: dict, split_dir: Path) -> list[tuple[str, object]]:
     figs = []
     cms = {v: _confusion_csv(split_dir / f"confusion_{v}.csv") for v in variants
            if (split_dir / f"confusion_{v}.csv").is_file()}
-    if cms:
-        figs.append(("Confusion matrices (row-normalized)", plots.confusion_pair(cms, names)))
+    # side by side: the reference, the int8 model and the device; sweep variants are in tables
+    shown = {v: cms[v] for v in ("float", "int8", "int8-edgetpu") if v in cms} or cms
+    if shown:
+        figs.append(("Confusion matrices (row-normalized)", plots.confusion_pair(shown, names)))
     for key, title, xlabel in (
             ("certainty_histogram", "Certainty: probability given to the true class",
              "probability of the true class"),
@@ -255,6 +257,13 @@ def split_figures(res: dict, split_dir: Path) -> list[tuple[str, object]]:
           if v != "reference"}
     if sw:
         figs.append(("Swapped predictions over float confidence", plots.swapped_vs_confidence(sw)))
+    sweep = sorted((int(v[1:]), res["swaps"][v]) for v in res.get("swaps", {})
+                   if v.startswith("w") and v[1:].isdigit())
+    if len(sweep) > 1:
+        b = [x[0] for x in sweep]
+        figs.append(("Weight-bit sweep", plots.bit_sweep(
+            b, [x[1]["swapped_pct"] for x in sweep], [x[1]["delta_error_pct"] for x in sweep],
+            [x[1]["ratio"] for x in sweep])))
     lat = {v: m["latency"]["samples_ms"] for v, m in res["variants"].items() if m.get("latency")}
     if lat:
         figs.append(("Latency", plots.latency_distributions(lat)))

@@ -32,6 +32,8 @@ def test_plot_functions_return_figures():
     assert len(plots.recall_changes(cm, cm[::-1], names, top=2).axes) == 1
     assert len(plots.entropy_distributions({"x": [0.1, 0.2]}).axes) == 1
     assert len(plots.latency_distributions({"x": [0.1, 0.2, 0.3]}).axes) == 1
+    assert len(plots.bit_sweep([8, 6, 4], [0.1, 0.5, 2.0], [0.0, 0.2, 1.5],
+                               [0.0, 0.4, 0.75]).axes) == 2
 
 
 class _Refs(HTMLParser):

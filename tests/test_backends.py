@@ -83,3 +83,11 @@ def test_pixel_transform_table_matches_direct_path():
     table = t.table(lambda x: base.quantize(x, spec), 3)
     img = np.random.default_rng(0).integers(0, 256, (4, 2, 2, 3), dtype=np.uint8)
     np.testing.assert_array_equal(table[img, np.arange(3)], base.quantize(t(img), spec))
+
+
+def test_compiled_model_is_refused_on_the_cpu(tmp_path):
+    from benchmark.backends.litert_cpu import LiteRTCPUBackend
+    model = tmp_path / "m_int8_edgetpu.tflite"
+    model.write_bytes(b"\0" * 16)
+    with pytest.raises(BackendUnavailable, match="compiled for the Edge TPU"):
+        LiteRTCPUBackend(model)

@@ -35,6 +35,8 @@ class RunConfig:
     weight_bits: tuple[int, ...] = ()
     bins: int = 20
     dataset_options: dict = field(default_factory=dict)
+    data_dir: str | None = None
+    on_bad_image: str = "fail"
     model_dir: str | None = None
     cache_dir: str | None = None
     out: str | None = None

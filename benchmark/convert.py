@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.cli import main_wrapper, require_tensorflow
-from benchmark.datasets.registry import load_dataset
+from benchmark.datasets.registry import load_dataset, trained_dataset_options
 from benchmark.errors import DataError, UsageError
 from benchmark.models.registry import get_model, list_models
 from benchmark.results import atomic_write_bytes, environment, write_json
@@ -149,10 +149,8 @@ def convert(args) -> dict:
     trained = keras.models.load_model(keras_path, compile=False)
     export = export_model(trained, entry)
 
-    spec = meta["dataset_meta"]["spec"]
-    options = {k: v for k, v in spec.items() if k not in ("seed", "image_size")}
     ds = load_dataset(meta["dataset"], image_size=entry.input_size, seed=meta["data_seed"],
-                      options=options)
+                      options=trained_dataset_options(meta), data_dir=meta.get("data_dir"))
     train_idx, _ = ds.split(meta["split"], seed=meta["data_seed"])
     rng = np.random.default_rng(np.random.SeedSequence([args.seed, 0xCA11B]))
     rep_idx = np.sort(rng.choice(train_idx, min(args.representative_size, train_idx.size),

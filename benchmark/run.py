@@ -21,7 +21,7 @@ import numpy as np
 from benchmark.backends import make_backend
 from benchmark.cli import main_wrapper
 from benchmark.config import DEVICES, SPLIT_CHOICES, RunConfig, make_config
-from benchmark.datasets.registry import load_dataset
+from benchmark.datasets.registry import load_dataset, trained_dataset_options
 from benchmark.errors import BackendUnavailable, DataError, UsageError
 from benchmark.evaluate import Predictions, evaluate
 from benchmark.latency import measure_latency
@@ -58,6 +58,9 @@ def parse_args(argv=None) -> tuple[dict, str | None, bool]:
     p.add_argument("--latency-warmup", type=int, metavar="N",
                    help="untimed invokes before the latency runs (default 10)")
     p.add_argument("--variants", help="comma list of float,int8 (default both)")
+    p.add_argument("--data-dir", help="folder with a real dataset's files (gtsrb)")
+    p.add_argument("--on-bad-image", choices=("fail", "skip"),
+                   help="unreadable images stop the run (default) or are skipped and listed")
     p.add_argument("--seed", type=int, help="dataset seed (default 0)")
     p.add_argument("--batch-size", type=int, help="images preprocessed per batch (default 64)")
     p.add_argument("--num-threads", type=int, help="CPU interpreter threads (default: all cores)")
@@ -116,11 +119,11 @@ def run_split(cfg: RunConfig, split: str, out: Path, log, device_resolved: str) 
     dataset = cfg.dataset or train_meta["dataset"]
     options = dict(cfg.dataset_options)
     if not options and dataset == train_meta["dataset"]:
-        spec = train_meta.get("dataset_meta", {}).get("spec", {})
-        options = {k: v for k, v in spec.items() if k not in ("seed", "image_size")}
+        options = trained_dataset_options(train_meta)
     ds = load_dataset(dataset, image_size=entry.input_size, seed=cfg.seed, options=options,
                       cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
-                      verbose=log is not None)
+                      verbose=log is not None, data_dir=cfg.data_dir,
+                      on_bad_image=cfg.on_bad_image)
     if ds.num_classes != train_meta["num_classes"]:
         raise DataError(f"{dataset} has {ds.num_classes} classes but the model was trained "
                         f"for {train_meta['num_classes']}")

@@ -36,6 +36,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-seed", type=int, default=0, help="dataset seed (default 0)")
     p.add_argument("--limit-train", type=int, default=None,
                    help="train on a seeded subset of N images (for quick tests)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder with a real dataset's files (gtsrb)")
+    p.add_argument("--roi-crop", action="store_true", help="gtsrb: crop each image to its ROI")
+    p.add_argument("--on-bad-image", choices=("fail", "skip"), default="fail")
     p.add_argument("--synth-sessions", type=int, default=None,
                    help="carolo-synth: number of recording sessions")
     p.add_argument("--synth-per-class", type=int, default=None,
@@ -47,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def dataset_options(args) -> dict:
-    opts = {}
+    opts = {"roi_crop": True} if args.roi_crop else {}
     if args.synth_sessions is not None:
         opts["n_sessions"] = args.synth_sessions
     if args.synth_per_class is not None:
@@ -69,7 +73,11 @@ def train(args) -> Path:
     import keras
 
     ds = load_dataset(args.dataset, image_size=entry.input_size, seed=args.data_seed,
-                      options=dataset_options(args))
+                      options=dataset_options(args), data_dir=args.data_dir,
+                      on_bad_image=args.on_bad_image)
+    if ds.num_classes != entry.num_classes:
+        raise UsageError(f"model {entry.name} has {entry.num_classes} outputs but {args.dataset} "
+                         f"has {ds.num_classes} classes (for gtsrb use --model signnet-gtsrb)")
     train_idx, eval_idx = ds.split(args.split, seed=args.data_seed)
     if args.limit_train:
         rng = np.random.default_rng(args.seed)
@@ -118,8 +126,11 @@ def train(args) -> Path:
                                       for k, vals in hist.history.items()})
     write_json(out / "train_meta.json", {
         "model": entry.name, "dataset": args.dataset, "split": args.split,
-        "dataset_meta": {k: ds.meta[k] for k in ("spec", "renderer_version", "cache_key")
+        "dataset_meta": {k: ds.meta[k] for k in ("spec", "renderer_version", "cache_key",
+                                                 "source", "loader_version")
                          if k in ds.meta},
+        "dataset_options": dataset_options(args),
+        "data_dir": str(args.data_dir) if args.data_dir else None,
         "num_classes": ds.num_classes, "class_names": list(ds.class_names),
         "input_size": entry.input_size, "preprocessing": entry.preprocess.describe(),
         "n_train": int(train_idx.size), "n_eval": int(eval_idx.size),

@@ -36,6 +36,10 @@ class Dataset:
     class_names: tuple[str, ...]
     verification_groups: tuple[int, ...]
     meta: dict = field(default_factory=dict)
+    #: images the ``full`` split may train on (None: all); GTSRB: the training set only
+    train_pool: np.ndarray | None = None
+    #: draw the ``full`` split's training part by group (GTSRB tracks), never by image
+    full_split_by_group: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -55,11 +59,13 @@ class Dataset:
         """
         return split_indices(self.labels, self.groups, split, seed=seed,
                              train_fraction=train_fraction,
-                             verification_groups=self.verification_groups)
+                             verification_groups=self.verification_groups,
+                             train_pool=self.train_pool, by_group=self.full_split_by_group)
 
 
 def split_indices(labels, groups, split: str, *, seed: int, train_fraction: float = 0.9,
-                  verification_groups=()) -> tuple[np.ndarray, np.ndarray]:
+                  verification_groups=(), train_pool=None,
+                  by_group: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the training and evaluation parts of ``split`` (sorted, int64).
 
     Parameters
@@ -71,6 +77,11 @@ def split_indices(labels, groups, split: str, *, seed: int, train_fraction: floa
     train_fraction : float, default 0.9
     verification_groups : sequence of int
         Groups held out by the ``verification`` split.
+    train_pool : array-like of bool, optional
+        Images the ``full`` split may draw its training part from (default all).
+    by_group : bool
+        ``full``: draw ``train_fraction`` of each class's *groups* (so one
+        recording track never lands on both sides of a held-out part).
     """
     labels = np.asarray(labels)
     groups = np.asarray(groups)
@@ -79,11 +90,18 @@ def split_indices(labels, groups, split: str, *, seed: int, train_fraction: floa
         if not 0 < train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
+        pool = np.ones(n, bool) if train_pool is None else np.asarray(train_pool, bool)
         train = []
-        for c in np.unique(labels):
-            idx = np.flatnonzero(labels == c)
-            k = int(round(train_fraction * idx.size))
-            train.append(rng.permutation(idx)[:k])
+        for c in np.unique(labels[pool]):
+            idx = np.flatnonzero(pool & (labels == c))
+            if by_group:
+                g = np.unique(groups[idx])
+                k = max(1, int(round(train_fraction * g.size)))
+                chosen = rng.permutation(g)[:k]
+                train.append(idx[np.isin(groups[idx], chosen)])
+            else:
+                k = int(round(train_fraction * idx.size))
+                train.append(rng.permutation(idx)[:k])
         return np.sort(np.concatenate(train)).astype(np.int64), np.arange(n, dtype=np.int64)
     if split == "verification":
         held = np.isin(groups, np.asarray(verification_groups, dtype=groups.dtype))

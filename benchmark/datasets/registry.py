@@ -12,12 +12,13 @@ import numpy as np
 from benchmark.datasets import cache
 from benchmark.datasets.base import Dataset
 
-DATASETS = ("carolo-synth",)
+DATASETS = ("carolo-synth", "gtsrb")
 
 
 def load_dataset(name: str, *, image_size: int = 80, seed: int = 0,
                  options: dict | None = None, cache_dir: Path | None = None,
-                 verbose: bool = True) -> Dataset:
+                 verbose: bool = True, data_dir: Path | None = None,
+                 on_bad_image: str = "fail") -> Dataset:
     """Load (rendering or reading from the cache) the dataset ``name``.
 
     Parameters
@@ -33,11 +34,19 @@ def load_dataset(name: str, *, image_size: int = 80, seed: int = 0,
         ``per_class_per_session``.
     cache_dir : Path, optional
         Defaults to :func:`benchmark.paths.cache_root`.
+    data_dir : Path, optional
+        Where a real dataset's files are (GTSRB: the official archives).
+    on_bad_image : {"fail", "skip"}
+        Unreadable images stop the load (naming the file) or are skipped and
+        listed in ``meta["skipped"]``.
     """
     options = dict(options or {})
     if name == "carolo-synth":
         return _load_carolo_synth(image_size=image_size, seed=seed, options=options,
                                   cache_dir=cache_dir, verbose=verbose)
+    if name == "gtsrb":
+        return _load_gtsrb(image_size=image_size, options=options, data_dir=data_dir,
+                           cache_dir=cache_dir, verbose=verbose, on_bad_image=on_bad_image)
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
 
 
@@ -77,3 +86,55 @@ def _load_carolo_synth(*, image_size, seed, options, cache_dir, verbose) -> Data
                    groups=np.asarray(arrays["groups"], np.int64),
                    class_names=tuple(carolo_synth.CLASS_NAMES),
                    verification_groups=held, meta=meta)
+
+
+def _load_gtsrb(*, image_size, options, data_dir, cache_dir, verbose, on_bad_image) -> Dataset:
+    from benchmark.datasets import gtsrb
+    from benchmark.paths import cache_root
+
+    unknown = set(options) - {"roi_crop"}
+    if unknown:
+        raise ValueError(f"unknown gtsrb option(s): {', '.join(sorted(unknown))}")
+    if data_dir is None:
+        raise ValueError("gtsrb needs --data-dir (the folder with the official GTSRB archives)")
+    roi_crop = bool(options.get("roi_crop", False))
+    try:
+        fingerprint = gtsrb.source_fingerprint(Path(data_dir))
+    except OSError as e:
+        raise gtsrb.MissingData(f"cannot read {data_dir}: {e}") from None
+    description = {"dataset": "gtsrb", "loader_version": gtsrb.LOADER_VERSION,
+                   "image_size": image_size, "roi_crop": roi_crop, "source": fingerprint,
+                   "on_bad_image": on_bad_image}
+    key = cache.cache_key(description)
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    hit = cache.load(root, key)
+    if hit is None:
+        t0 = time.perf_counter()
+        records, sources = gtsrb.read_records(data_dir)
+        if verbose:
+            print(f"decoding {len(records)} GTSRB images ({image_size}px"
+                  f"{', ROI crop' if roi_crop else ''}) into {root / key}", file=sys.stderr)
+        images, keep, skipped = gtsrb.decode(records, sources, image_size=image_size,
+                                             roi_crop=roi_crop, on_bad_image=on_bad_image)
+        labels = np.array([r.label for r in records], np.int64)
+        groups = np.array([r.group for r in records], np.int64)
+        meta = dict(description, cache_key=key, n_images=int(keep.sum()), skipped=skipped,
+                    n_train_images=int(sum(r.source == "train" for r in records)),
+                    decode_seconds=round(time.perf_counter() - t0, 2))
+        cache.store(root, key, {"images": images[keep], "labels": labels[keep],
+                                "groups": groups[keep]}, meta)
+        hit = cache.load(root, key)
+    arrays, meta = hit
+    groups = np.asarray(arrays["groups"], np.int64)
+    return Dataset(name="gtsrb", images=arrays["images"],
+                   labels=np.asarray(arrays["labels"], np.int64), groups=groups,
+                   class_names=gtsrb.CLASS_NAMES, verification_groups=(gtsrb.TEST_GROUP,),
+                   meta=meta, train_pool=groups != gtsrb.TEST_GROUP, full_split_by_group=True)
+
+
+def trained_dataset_options(train_meta: dict) -> dict:
+    """Dataset options recorded when a model was trained (so it is evaluated on the same data)."""
+    if "dataset_options" in train_meta:
+        return dict(train_meta["dataset_options"])
+    spec = train_meta.get("dataset_meta", {}).get("spec", {})
+    return {k: v for k, v in spec.items() if k not in ("seed", "image_size")}

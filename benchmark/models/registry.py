@@ -53,6 +53,7 @@ def _ensure_builtin() -> None:
     if not _REGISTRY:
         from benchmark.models import signnet
         register_model(signnet.ENTRY)
+        register_model(signnet.ENTRY_GTSRB)
 
 
 def get_model(name: str) -> ModelEntry:

@@ -63,3 +63,15 @@ ENTRY = ModelEntry(
     train_defaults={"epochs": 20, "batch_size": 64, "learning_rate": 1e-3, "augment": True},
     export_kwargs={"relu_before_pool": True},
 )
+
+
+ENTRY_GTSRB = ModelEntry(
+    name="signnet-gtsrb",
+    builder=build_signnet,
+    default_dataset="gtsrb",
+    input_size=80,
+    num_classes=43,
+    description="SignNet with 43 outputs for GTSRB",
+    train_defaults={"epochs": 20, "batch_size": 64, "learning_rate": 1e-3, "augment": True},
+    export_kwargs={"relu_before_pool": True},
+)

@@ -1,0 +1,177 @@
+"""GTSRB (German Traffic Sign Recognition Benchmark) from its official release layout.
+
+Reads, zipped or extracted, ``GTSRB/Final_Training/Images/000NN/*.ppm`` with
+``GT-000NN.csv`` per class and ``GTSRB/Final_Test/Images/*.ppm`` with the
+labels from ``GT-final_test.csv`` (``GTSRB_Final_Test_GT.zip``). CSVs are
+``;``-separated: ``Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId``.
+Training file names are ``TTTTT_NNNNN.ppm`` (image NNNNN of track TTTTT: ~30
+pictures of one physical sign), so images are grouped by (class, track); the
+test set, recorded separately, is group -1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.errors import DataError
+
+LOADER_VERSION = 1
+TEST_GROUP = -1
+
+CLASS_NAMES = (
+    "speed limit 20", "speed limit 30", "speed limit 50", "speed limit 60", "speed limit 70",
+    "speed limit 80", "end of speed limit 80", "speed limit 100", "speed limit 120",
+    "no passing", "no passing for trucks", "right of way at next intersection",
+    "priority road", "yield", "stop", "no vehicles", "no trucks", "no entry",
+    "general caution", "dangerous curve left", "dangerous curve right", "double curve",
+    "bumpy road", "slippery road", "road narrows on the right", "road work",
+    "traffic signals", "pedestrians", "children crossing", "bicycles crossing",
+    "beware of ice/snow", "wild animals crossing", "end of all limits", "turn right ahead",
+    "turn left ahead", "ahead only", "go straight or right", "go straight or left",
+    "keep right", "keep left", "roundabout", "end of no passing",
+    "end of no passing for trucks",
+)
+
+ARCHIVES = ("GTSRB_Final_Training_Images.zip", "GTSRB_Final_Test_Images.zip",
+            "GTSRB_Final_Test_GT.zip")
+
+
+class MissingData(DataError):
+    """The GTSRB files are not where they should be."""
+
+
+@dataclass
+class Record:
+    source: str          # "train" or "test"
+    member: str          # path inside the archive / data dir
+    roi: tuple[int, int, int, int]
+    label: int
+    group: int
+
+
+class _Source:
+    """Files of one part, from a zip archive or an extracted folder."""
+
+    def __init__(self, root: Path, zip_name: str):
+        self.zip = root / zip_name if (root / zip_name).is_file() else None
+        self.root = root
+        self._z = zipfile.ZipFile(self.zip) if self.zip else None
+
+    def exists(self, member: str) -> bool:
+        if self._z is not None:
+            try:
+                self._z.getinfo(member)
+                return True
+            except KeyError:
+                return False
+        return (self.root / member).is_file()
+
+    def names(self) -> list[str]:
+        if self._z is not None:
+            return self._z.namelist()
+        return [str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file()]
+
+    def read(self, member: str) -> bytes:
+        return self._z.read(member) if self._z is not None else (self.root / member).read_bytes()
+
+
+def _csv_rows(blob: bytes) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(blob.decode("utf-8-sig")), delimiter=";"))
+
+
+def _where(data_dir: Path) -> str:
+    return (f"put {', '.join(ARCHIVES)} (or the extracted GTSRB/ folder and GT-final_test.csv) "
+            f"into {data_dir}")
+
+
+def read_records(data_dir: str | Path) -> tuple[list[Record], dict[str, _Source]]:
+    """All labelled images of the release, training first (class, track, image order)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise MissingData(f"GTSRB data dir {data_dir} does not exist: {_where(data_dir)}")
+    train = _Source(data_dir, ARCHIVES[0])
+    test = _Source(data_dir, ARCHIVES[1])
+    gt = _Source(data_dir, ARCHIVES[2])
+    records: list[Record] = []
+    csvs = sorted(n for n in train.names()
+                  if n.startswith("GTSRB/Final_Training/Images/") and n.endswith(".csv"))
+    if not csvs:
+        raise MissingData(f"no GTSRB training images found: {_where(data_dir)}")
+    for name in csvs:
+        folder = name.rsplit("/", 1)[0]
+        for row in _csv_rows(train.read(name)):
+            label = int(row["ClassId"])
+            track = int(row["Filename"].split("_")[0])
+            records.append(Record("train", f"{folder}/{row['Filename']}", _roi(row), label,
+                                  label * 100000 + track))
+    gt_name = next((n for n in ("GT-final_test.csv", "GTSRB/Final_Test/Images/GT-final_test.csv")
+                    if gt.exists(n)), None) or next(
+        (n for n in ("GT-final_test.csv", "GTSRB/Final_Test/Images/GT-final_test.csv")
+         if test.exists(n)), None)
+    if gt_name is None:
+        raise MissingData(f"no GT-final_test.csv (test labels) found: {_where(data_dir)}")
+    gt_src = gt if gt.exists(gt_name) else test
+    for row in _csv_rows(gt_src.read(gt_name)):
+        records.append(Record("test", f"GTSRB/Final_Test/Images/{row['Filename']}", _roi(row),
+                              int(row["ClassId"]), TEST_GROUP))
+    return records, {"train": train, "test": test}
+
+
+def _roi(row: dict) -> tuple[int, int, int, int]:
+    return (int(row["Roi.X1"]), int(row["Roi.Y1"]), int(row["Roi.X2"]), int(row["Roi.Y2"]))
+
+
+def decode(records: list[Record], sources: dict, *, image_size: int, roi_crop: bool,
+           on_bad_image: str = "fail") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode, optionally crop to the ROI, resize; returns (images, kept mask, skipped names)."""
+    from PIL import Image, UnidentifiedImageError
+    images = np.zeros((len(records), image_size, image_size, 3), np.uint8)
+    keep = np.ones(len(records), bool)
+    skipped = []
+    for i, r in enumerate(records):
+        try:
+            with Image.open(io.BytesIO(sources[r.source].read(r.member))) as im:
+                im = im.convert("RGB")
+                if roi_crop:
+                    x1, y1, x2, y2 = r.roi
+                    im = im.crop((x1, y1, x2 + 1, y2 + 1))
+                images[i] = np.asarray(im.resize((image_size, image_size),
+                                                 Image.Resampling.BILINEAR))
+        except (OSError, KeyError, UnidentifiedImageError, ValueError) as e:
+            if on_bad_image != "skip":
+                raise ValueError(f"cannot read GTSRB image {r.member}: {e} "
+                                 "(use --on-bad-image skip to skip unreadable images)") from None
+            keep[i] = False
+            skipped.append(r.member)
+    return images, keep, skipped
+
+
+def source_fingerprint(data_dir: Path) -> dict:
+    """Sizes and modification-independent content hashes of the archives/CSVs present."""
+    import hashlib
+    data_dir = Path(data_dir)
+    out = {}
+    for name in ARCHIVES:
+        p = data_dir / name
+        if p.is_file():
+            h = hashlib.sha256()
+            with open(p, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            out[name] = h.hexdigest()
+    if not out:  # extracted layout: hash the label files and the file list
+        h = hashlib.sha256()
+        for p in sorted(data_dir.rglob("*")):
+            if p.is_file():
+                rel = str(p.relative_to(data_dir))
+                h.update(f"{rel}:{p.stat().st_size}\n".encode())
+                if p.suffix == ".csv":
+                    h.update(p.read_bytes())
+        out["extracted"] = h.hexdigest()
+    return out

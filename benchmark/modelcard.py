@@ -31,6 +31,17 @@ def split_results(run_dir: Path) -> dict:
     return {top["split"]: top}
 
 
+def _dataset_text(tm: dict) -> str:
+    dm = tm.get("dataset_meta", {})
+    if dm.get("spec"):
+        return (f"{tm['dataset']} (spec {json.dumps(dm['spec'])}, renderer "
+                f"v{dm.get('renderer_version')})")
+    opts = tm.get("dataset_options") or {}
+    return (f"{tm['dataset']} from {tm.get('data_dir')} (options {json.dumps(opts)}, loader "
+            f"v{dm.get('loader_version')}, sources "
+            f"{', '.join(f'{k} {v[:12]}' for k, v in (dm.get('source') or {}).items())})")
+
+
 def card_text(entry, split: str, art: Path, res: dict | None) -> str:
     tm = _load(art / "train_meta.json")
     cm = _load(art / "convert_meta.json")
@@ -41,8 +52,7 @@ def card_text(entry, split: str, art: Path, res: dict | None) -> str:
         f"# Model card: {entry.name} / {split}", "",
         f"{entry.description}.", "",
         "| | |", "|---|---|",
-        f"| dataset | {tm['dataset']} (spec {json.dumps(tm['dataset_meta'].get('spec'))}, "
-        f"renderer v{tm['dataset_meta'].get('renderer_version')}) |",
+        f"| dataset | {_dataset_text(tm)} |",
         f"| split | `{split}`: {tm['n_train']} training images, {tm['n_eval']} evaluated |",
         f"| input | {tm['input_size']}x{tm['input_size']}x3 RGB, {tm['preprocessing']} |",
         f"| classes | {tm['num_classes']} |",

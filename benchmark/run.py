@@ -122,7 +122,9 @@ def run_split(cfg: RunConfig, split: str, out: Path, log, device_resolved: str) 
         options = trained_dataset_options(train_meta)
     ds = load_dataset(dataset, image_size=entry.input_size, seed=cfg.seed, options=options,
                       cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
-                      verbose=log is not None, data_dir=cfg.data_dir,
+                      verbose=log is not None,
+                      data_dir=cfg.data_dir or (train_meta.get("data_dir")
+                                                if dataset == train_meta["dataset"] else None),
                       on_bad_image=cfg.on_bad_image)
     if ds.num_classes != train_meta["num_classes"]:
         raise DataError(f"{dataset} has {ds.num_classes} classes but the model was trained "

@@ -191,8 +191,42 @@ def print_tables(results: dict, file=None) -> None:
 
 # ---------------------------------------------------------------- saved runs
 
+_VARIANT_KEYS = ("accuracy", "accuracy_interval", "n", "mean_normalized_entropy",
+                 "certainty_histogram", "output_histogram")
+
+
+def _check_result(res, where) -> dict:
+    """Return ``res`` if it looks like one split's results.json, else raise DataError."""
+    from benchmark.errors import DataError
+    if not isinstance(res, dict) or not isinstance(res.get("variants"), dict) \
+            or not res["variants"] or not isinstance(res.get("class_names"), list):
+        raise DataError(f"{where}: not a benchmark.run results.json (no variants/class_names)")
+    for v, m in res["variants"].items():
+        missing = [k for k in _VARIANT_KEYS if not isinstance(m, dict) or k not in m]
+        if missing:
+            raise DataError(f"{where}: variant {v!r} lacks {', '.join(missing)}")
+    return res
+
+
 def load_run(run_dir: Path) -> dict:
-    """``{"dir", "top", "splits": {split: (result, split_dir)}}`` of a run directory."""
+    """Load a run directory written by ``benchmark.run``.
+
+    Parameters
+    ----------
+    run_dir : Path
+        A run directory (one split), or one written with ``--split all`` whose
+        top-level results.json lists the split sub-directories under ``splits``.
+
+    Returns
+    -------
+    dict
+        ``{"dir", "top", "splits": {split: (result, split_dir)}}``.
+
+    Raises
+    ------
+    DataError
+        When results.json is missing, unreadable or not a run's results.
+    """
     from benchmark.errors import DataError
     run_dir = Path(run_dir)
     path = run_dir / "results.json"
@@ -200,21 +234,46 @@ def load_run(run_dir: Path) -> dict:
         raise DataError(f"{run_dir} is not a run directory (no results.json)")
     try:
         top = json.loads(path.read_text())
+        if not isinstance(top, dict):
+            raise DataError(f"{path}: not a benchmark.run results.json")
         if "splits" in top:
-            splits = {s: (json.loads((run_dir / rel).read_text()), (run_dir / rel).parent)
+            splits = {s: (_check_result(json.loads((run_dir / rel).read_text()),
+                                        run_dir / rel), (run_dir / rel).parent)
                       for s, rel in top["splits"].items()}
         else:
-            splits = {top["split"]: (top, run_dir)}
-    except (OSError, ValueError, KeyError) as e:
+            splits = {top["split"]: (_check_result(top, path), run_dir)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise DataError(f"{run_dir}: unreadable run files ({e})") from None
     return {"dir": run_dir, "top": top, "splits": splits}
 
 
-def _confusion_csv(path: Path) -> np.ndarray:
+def _confusion_csv(path: Path, k: int) -> np.ndarray:
+    """The k x k count matrix of a ``confusion_<variant>.csv`` (DataError if malformed)."""
     import csv
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    return np.array([[int(v) for v in r[1:]] for r in rows[1:]], dtype=np.int64)
+    from benchmark.errors import DataError
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        cm = np.array([[int(v) for v in r[1:]] for r in rows[1:]], dtype=np.int64)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: unreadable confusion matrix ({e})") from None
+    if cm.shape != (k, k):
+        raise DataError(f"{path}: expected a {k} x {k} confusion matrix, got shape {cm.shape}")
+    return cm
+
+
+def _probs_npz(path: Path, n_classes: int) -> np.ndarray:
+    """The ``probs`` array of a ``predictions_<variant>.npz`` (DataError if unreadable)."""
+    import zipfile
+    from benchmark.errors import DataError
+    try:
+        with np.load(path) as z:
+            probs = z["probs"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: unreadable predictions ({e})") from None
+    if probs.ndim != 2 or probs.shape[1] != n_classes:
+        raise DataError(f"{path}: expected probs of shape (n, {n_classes}), got {probs.shape}")
+    return probs
 
 
 def split_figures(res: dict, split_dir: Path) -> list[tuple[str, object]]:
@@ -224,7 +283,7 @@ def split_figures(res: dict, split_dir: Path) -> list[tuple[str, object]]:
     variants = list(res["variants"])
     names = res["class_names"]
     figs = []
-    cms = {v: _confusion_csv(split_dir / f"confusion_{v}.csv") for v in variants
+    cms = {v: _confusion_csv(split_dir / f"confusion_{v}.csv", len(names)) for v in variants
            if (split_dir / f"confusion_{v}.csv").is_file()}
     # side by side: the reference, the int8 model and the device; sweep variants are in tables
     shown = {v: cms[v] for v in ("float", "int8", "int8-edgetpu") if v in cms} or cms
@@ -241,8 +300,7 @@ def split_figures(res: dict, split_dir: Path) -> list[tuple[str, object]]:
     for v in variants:
         f = split_dir / f"predictions_{v}.npz"
         if f.is_file():
-            with np.load(f) as z:
-                ent[v] = normalized_entropy(z["probs"])
+            ent[v] = normalized_entropy(_probs_npz(f, len(names)))
     if ent:
         figs.append(("Entropy distributions", plots.entropy_distributions(ent)))
     rel = {v: res["variants"][v]["calibration"]["reliability"] for v in variants
@@ -264,7 +322,9 @@ def split_figures(res: dict, split_dir: Path) -> list[tuple[str, object]]:
         figs.append(("Weight-bit sweep", plots.bit_sweep(
             b, [x[1]["swapped_pct"] for x in sweep], [x[1]["delta_error_pct"] for x in sweep],
             [x[1]["ratio"] for x in sweep])))
-    lat = {v: m["latency"]["samples_ms"] for v, m in res["variants"].items() if m.get("latency")}
+    # latency dicts without raw samples (older runs) only get the table
+    lat = {v: m["latency"]["samples_ms"] for v, m in res["variants"].items()
+           if (m.get("latency") or {}).get("samples_ms")}
     if lat:
         figs.append(("Latency", plots.latency_distributions(lat)))
     return figs
@@ -323,26 +383,45 @@ def comparison_rows(runs: list[dict]) -> tuple[list[str], list[list]]:
     return [str(r["dir"]) for r in runs], rows
 
 
+def comparison_html(runs: list[dict]) -> str:
+    """The multi-run comparison as an HTML section.
+
+    Parameters
+    ----------
+    runs : list of dict
+        Runs as returned by :func:`load_run`; the first one is the reference.
+
+    Returns
+    -------
+    str
+        ``<h2>Comparison</h2>`` and a table with one row per metric (split/variant
+        accuracy, mean normalized entropy, ECE) and one column per run; cells that
+        differ from the first run's value have ``class='diff'``.
+    """
+    heads, rows = comparison_rows(runs)
+    parts = ["<h2>Comparison</h2><p>Cells that differ from the first run are "
+             "highlighted.</p><table class='comparison'><tr><th>metric</th>"
+             + "".join(f"<th>{html.escape(h)}</th>" for h in heads) + "</tr>"]
+    for row in rows:
+        first = row[1]
+        cells = []
+        for i, val in enumerate(row[1:]):
+            txt = "" if val is None else f"{val:.4f}"
+            cls = " class='diff'" if i and val is not None and first is not None \
+                and abs(val - first) > 1e-12 else ""
+            cells.append(f"<td{cls}>{txt}</td>")
+        parts.append(f"<tr><td>{html.escape(row[0])}</td>{''.join(cells)}</tr>")
+    parts.append("</table>")
+    return "".join(parts)
+
+
 def build_html(runs: list[dict]) -> str:
     """One self-contained page: no external CSS, JS, fonts or images."""
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
              "<title>edgetpu-bench report</title>", f"<style>{_CSS}</style></head><body>",
              "<h1>edgetpu-bench report</h1>"]
     if len(runs) > 1:
-        heads, rows = comparison_rows(runs)
-        parts.append("<h2>Comparison</h2><p>Cells that differ from the first run are "
-                     "highlighted.</p><table><tr><th>metric</th>"
-                     + "".join(f"<th>{html.escape(h)}</th>" for h in heads) + "</tr>")
-        for row in rows:
-            first = row[1]
-            cells = []
-            for i, val in enumerate(row[1:]):
-                txt = "" if val is None else f"{val:.4f}"
-                cls = " class='diff'" if i and val is not None and first is not None \
-                    and abs(val - first) > 1e-12 else ""
-                cells.append(f"<td{cls}>{txt}</td>")
-            parts.append(f"<tr><td>{html.escape(row[0])}</td>{''.join(cells)}</tr>")
-        parts.append("</table>")
+        parts.append(comparison_html(runs))
     for run in runs:
         results = {s: r for s, (r, _) in run["splits"].items()}
         top = run["top"]

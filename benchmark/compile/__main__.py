@@ -1,15 +1,19 @@
 """Compile for the Edge TPU, or predict the result: ``python -m benchmark.compile``.
 
     python -m benchmark.compile MODEL.tflite [...] [--out-dir DIR] [-m N] [-n N] [-a] [-t S]
+                                [--analyze-only] [--json]
     python -m benchmark.compile --parse-log FILE [--console FILE]
 
 With ``edgetpu_compiler`` on PATH each model is compiled (``-s`` so the op
 table is printed; an internal compiler error, known to be flaky, is retried
-once), its console output and ``*_edgetpu.log`` are parsed, and the static
+once), its console output is saved as ``<stem>_compile_console.log``, the
+console and ``<stem>_edgetpu.log`` are parsed and merged, and the static
 analyzer's prediction is shown beside it with disagreements flagged. Without
 the compiler the static analyzer alone answers. Results are saved as
 ``<out-dir>/<stem>_compile.json``. Exit code 1 when a model fails (or is
 predicted to fail) to compile.
+
+``--parse-log`` only parses saved compiler output and prints it as JSON.
 """
 
 from __future__ import annotations
@@ -24,40 +28,93 @@ from pathlib import Path
 from benchmark.cli import main_wrapper
 from benchmark.compile.analyzer import analyze
 from benchmark.compile.logparse import advice, parse_compiler_files, parse_compiler_output
-from benchmark.errors import DataError
+from benchmark.errors import BackendUnavailable, DataError, UsageError
 from benchmark.results import atomic_write_bytes, write_json
 
 COMPILER = "edgetpu_compiler"
+#: The compiler's own default for ``-t/--timeout_sec``; passed only when changed, since
+#: compilers before 16.0 do not know the flag.
+COMPILER_DEFAULT_TIMEOUT = 180
+#: Extra seconds the wrapper waits beyond ``--timeout-sec`` before killing the compiler.
+KILL_GRACE_SEC = 60
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line (see the module docstring).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    argparse.Namespace
+
+    Raises
+    ------
+    UsageError
+        For combinations that make no sense (models together with
+        ``--parse-log``/``--console``, non-positive numbers).
+    """
     p = argparse.ArgumentParser(prog="python -m benchmark.compile",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("models", nargs="*", type=Path, help="int8 .tflite models")
+    p.add_argument("models", nargs="*", type=Path, metavar="MODEL",
+                   help="int8 .tflite models to compile")
     p.add_argument("--parse-log", type=Path, metavar="FILE",
-                   help="parse a compiler op log or console output and print it as JSON")
+                   help="parse a saved compiler op log (or console output) and print JSON")
     p.add_argument("--console", type=Path, metavar="FILE",
-                   help="with --parse-log: the console output of the same compile")
+                   help="the console output of the same compile, merged with --parse-log")
     p.add_argument("-o", "--out-dir", type=Path, default=None,
                    help="where compiled models, logs and JSON go (default: beside each model)")
-    p.add_argument("-m", "--min-runtime-version", type=int, default=None)
-    p.add_argument("-n", "--num-segments", type=int, default=None)
-    p.add_argument("-a", "--enable-multiple-subgraphs", action="store_true")
-    p.add_argument("-t", "--timeout-sec", type=int, default=180)
+    p.add_argument("-m", "--min-runtime-version", type=int, default=None,
+                   help="lowest Edge TPU runtime the model must run on (compiler -m)")
+    p.add_argument("-n", "--num-segments", type=int, default=None,
+                   help="split into N segments for pipelining (compiler -n)")
+    p.add_argument("-a", "--enable-multiple-subgraphs", action="store_true",
+                   help="experimental: map supported ops after a CPU op too (compiler -a)")
+    p.add_argument("-t", "--timeout-sec", type=int, default=COMPILER_DEFAULT_TIMEOUT,
+                   help="compile timeout in seconds (default %(default)s)")
     p.add_argument("--analyze-only", action="store_true",
                    help="do not run the compiler even when it is installed")
-    return p.parse_args(argv)
+    p.add_argument("--json", action="store_true",
+                   help="print each model's record as JSON instead of tables")
+    args = p.parse_args(argv)
+    if args.models and (args.parse_log or args.console):
+        raise UsageError("give models to compile, or --parse-log/--console to parse, not both")
+    for name in ("num_segments", "timeout_sec", "min_runtime_version"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    return args
 
 
 def _read(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
     except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror}") from None
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def compiler_command(args, model: Path, out_dir: Path) -> list[str]:
-    cmd = [COMPILER, "-s", "-o", str(out_dir), "-t", str(args.timeout_sec)]
+def compiler_command(args: argparse.Namespace, model: Path, out_dir: Path) -> list[str]:
+    """The ``edgetpu_compiler`` command line for one model.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options (:func:`parse_args`).
+    model : Path
+        The ``.tflite`` model.
+    out_dir : Path
+        The compiler's ``-o`` directory.
+
+    Returns
+    -------
+    list of str
+    """
+    cmd = [COMPILER, "-s", "-o", str(out_dir)]
+    if args.timeout_sec != COMPILER_DEFAULT_TIMEOUT:
+        cmd += ["-t", str(args.timeout_sec)]
     if args.min_runtime_version is not None:
         cmd += ["-m", str(args.min_runtime_version)]
     if args.num_segments is not None:
@@ -67,39 +124,112 @@ def compiler_command(args, model: Path, out_dir: Path) -> list[str]:
     return cmd + [str(model)]
 
 
-def run_compiler(args, model: Path, out_dir: Path) -> dict:
-    """Run the compiler (retrying an internal error once) and parse what it wrote."""
+def _file_state(path: Path):
+    """What identifies one version of a file (None when it does not exist)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _run_once(cmd: list[str], timeout_sec: int) -> tuple[str, int | None]:
+    """Run the compiler once; returns (stdout + stderr, exit code or None on timeout)."""
+    limit = timeout_sec + KILL_GRACE_SEC
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                              timeout=limit)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else e.stdout
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr
+        return (out or "") + (err or "") + f"\nCompilation failed: {COMPILER} did not " \
+            f"finish within {limit} s and was killed.\n", None
+    except OSError as e:
+        raise BackendUnavailable(f"cannot run {cmd[0]}: {e.strerror or e}") from None
+    return proc.stdout + proc.stderr, proc.returncode
+
+
+def run_compiler(args: argparse.Namespace, model: Path, out_dir: Path) -> dict:
+    """Compile one model, retrying an internal compiler error once, and parse the result.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options (:func:`parse_args`).
+    model : Path
+        The ``.tflite`` model.
+    out_dir : Path
+        Existing directory for the compiler's outputs.
+
+    Returns
+    -------
+    dict
+        :func:`~benchmark.compile.logparse.parse_compiler_files` of every
+        attempt's console output (so a retried internal error shows as
+        ``flaky_internal_error``) and the op log this compile wrote, plus
+        ``command``, ``returncode`` (None after a timeout), ``attempts_run``,
+        ``console_log`` and ``op_log`` (paths, or None) and, with
+        ``--num-segments``, ``segment_logs``. An op log left from an earlier
+        compile is ignored.
+    """
     cmd = compiler_command(args, model, out_dir)
-    attempts = []
+    log_path = out_dir / f"{model.stem}_edgetpu.log"
+    before = _file_state(log_path)
+    consoles, returncode = [], None
     for attempt in (1, 2):
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True,
-                                  timeout=args.timeout_sec + 60)
-        except subprocess.TimeoutExpired:
-            raise DataError(f"{COMPILER} did not finish within {args.timeout_sec + 60} s "
-                            f"on {model}") from None
-        console = proc.stdout + proc.stderr
-        attempts.append(console)
+        console, returncode = _run_once(cmd, args.timeout_sec)
+        consoles.append(console.rstrip("\n") + "\n")
         parsed = parse_compiler_output(console)
-        if not (parsed["error"] and parsed["error"]["kind"] == "internal_error"):
+        if not (parsed["error"] and parsed["error"]["kind"] == "internal_error") or attempt == 2:
             break
         print(f"{model.name}: internal compiler error (known to be flaky), retrying once",
               file=sys.stderr)
-    atomic_write_bytes(out_dir / f"{model.stem}_compile_console.log",
-                       "\n".join(attempts).encode())
-    log_path = out_dir / f"{model.stem}_edgetpu.log"
-    log_text = log_path.read_text(errors="replace") if log_path.is_file() else None
-    result = parse_compiler_files(console, log_text)
-    result.update(command=cmd, returncode=proc.returncode, attempts=len(attempts))
+    console_path = out_dir / f"{model.stem}_compile_console.log"
+    all_consoles = "".join(consoles)
+    atomic_write_bytes(console_path, all_consoles.encode())
+    fresh_log = _file_state(log_path) not in (None, before)
+    result = parse_compiler_files(all_consoles, _read(log_path) if fresh_log else None)
+    if returncode not in (0, None) and not result["error"]:
+        result["error"] = {"kind": "other", "lines": [],
+                           "message": f"{COMPILER} exited with code {returncode}"}
+        result["succeeded"] = False
+    elif returncode == 0 and result["succeeded"] is None and not result["error"]:
+        result["succeeded"] = result["ops_on_tpu"] is not None
+        if not result["succeeded"]:
+            result["error"] = {"kind": "other", "lines": [],
+                               "message": f"{COMPILER} printed no compile result"}
+    if result["error"] and "advice" not in result["error"]:
+        result["error"]["advice"] = advice(result["error"]["kind"])
+    if args.num_segments:
+        result["segment_logs"] = []
+        for path in sorted(out_dir.glob(f"{model.stem}_segment_*_of_{args.num_segments}"
+                                        "_edgetpu.log")):
+            seg = parse_compiler_output(_read(path))
+            result["segment_logs"].append({"op_log": str(path), "ops_on_tpu": seg["ops_on_tpu"],
+                                           "ops_on_cpu": seg["ops_on_cpu"],
+                                           "operators": seg["operators"]})
+    result.update(command=cmd, returncode=returncode, attempts_run=len(consoles),
+                  console_log=str(console_path), op_log=str(log_path) if fresh_log else None)
     return result
 
 
 def compare_with_analyzer(compiled: dict, predicted: dict) -> list[str]:
-    """Where the static analyzer and the real compiler disagree."""
+    """Where the static analyzer and the real compiler disagree.
+
+    Parameters
+    ----------
+    compiled, predicted : dict
+        The parsed compiler result and the analyzer's prediction.
+
+    Returns
+    -------
+    list of str
+        One line per differing op count or error kind.
+    """
     out = []
     for key in ("ops_on_tpu", "ops_on_cpu"):
-        if key in compiled and compiled[key] != predicted[key]:
-            out.append(f"{key}: compiler {compiled[key]}, analyzer {predicted[key]}")
+        if compiled.get(key) is not None and compiled[key] != predicted.get(key):
+            out.append(f"{key}: compiler {compiled[key]}, analyzer {predicted.get(key)}")
     ce, pe = compiled.get("error"), predicted.get("error")
     if (ce or {}).get("kind") != (pe or {}).get("kind"):
         out.append(f"error: compiler {(ce or {}).get('kind')}, analyzer {(pe or {}).get('kind')}")
@@ -107,57 +237,76 @@ def compare_with_analyzer(compiled: dict, predicted: dict) -> list[str]:
 
 
 def print_table(name: str, r: dict) -> None:
+    """Print one model's op counts, op table and error with advice."""
     from tabulate import tabulate
     print(f"{name}: {r.get('ops_on_tpu')} ops on the Edge TPU, {r.get('ops_on_cpu')} on the CPU"
           f" ({r.get('source', 'compiler')})")
     if r["operators"]:
         print(tabulate([[x["operator"], x["count"], x["status"]] for x in r["operators"]],
                        headers=["operator", "count", "status"]))
+    if r.get("flaky_internal_error"):
+        print("note: an internal compiler error occurred before the successful run (flaky)")
     if r.get("error"):
         print(f"error ({r['error']['kind']}): {r['error']['message']}")
         print(f"try: {r['error'].get('advice') or advice(r['error']['kind'])}")
 
 
+def _compile_one(args: argparse.Namespace, model: Path, have_compiler: bool) -> tuple[dict, int]:
+    out_dir = args.out_dir or model.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record: dict = {"model": str(model)}
+    try:
+        predicted = analyze(model)
+    except ValueError as e:
+        if not have_compiler:
+            raise DataError(f"{model}: {e}") from None
+        predicted = {"source": "analyzer", "error": {"kind": "other", "message": str(e)},
+                     "operators": []}
+    record["analyzer"] = predicted
+    status = 0
+    if have_compiler:
+        compiled = run_compiler(args, model, out_dir)
+        compiled["analyzer_disagreements"] = compare_with_analyzer(compiled, predicted)
+        record["compiler"] = compiled
+        if not args.json:
+            print_table(model.name, compiled)
+            for d in compiled["analyzer_disagreements"]:
+                print(f"  analyzer disagrees: {d}")
+            for d in compiled["disagreements"]:
+                print(f"  console and op log disagree: {d}")
+        status = 1 if compiled.get("error") or not compiled.get("succeeded") else 0
+    else:
+        if not args.json:
+            print_table(model.name, predicted)
+            for w in predicted.get("warnings", []):
+                print(f"warning: {w}")
+        status = 1 if predicted.get("error") else 0
+    write_json(out_dir / f"{model.stem}_compile.json", record)
+    if args.json:
+        print(json.dumps(record, indent=2))
+    return record, status
+
+
 def main(argv=None) -> int:
+    """Entry point; returns the exit code (see the module docstring)."""
     args = parse_args(argv)
-    if args.parse_log:
+    if args.parse_log or args.console:
         console = _read(args.console) if args.console else None
-        r = parse_compiler_files(console, _read(args.parse_log))
-        print(json.dumps(r, indent=2))
+        log = _read(args.parse_log) if args.parse_log else None
+        print(json.dumps(parse_compiler_files(console, log), indent=2))
         return 0
     if not args.models:
-        raise DataError("give one or more .tflite models, or --parse-log FILE")
-    have_compiler = shutil.which(COMPILER) is not None and not args.analyze_only
+        raise UsageError("give one or more .tflite models, or --parse-log FILE")
+    for model in args.models:
+        if not model.is_file():
+            raise DataError(f"model file not found: {model}")
+    have_compiler = not args.analyze_only and shutil.which(COMPILER) is not None
     if not have_compiler and not args.analyze_only:
         print(f"{COMPILER} not found on PATH (it ships in Coral's apt repository, x86-64 Linux "
               "only): showing the static analyzer's prediction", file=sys.stderr)
     status = 0
     for model in args.models:
-        if not model.is_file():
-            raise DataError(f"model file not found: {model}")
-        out_dir = args.out_dir or model.parent
-        out_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            predicted = analyze(model)
-        except ValueError as e:
-            raise DataError(f"{model}: {e}") from None
-        record = {"model": str(model), "analyzer": predicted}
-        if have_compiler:
-            compiled = run_compiler(args, model, out_dir)
-            compiled["analyzer_disagreements"] = compare_with_analyzer(compiled, predicted)
-            record["compiler"] = compiled
-            print_table(model.name, compiled)
-            for d in compiled["analyzer_disagreements"]:
-                print(f"  analyzer disagrees: {d}")
-            if compiled.get("error"):
-                status = 1
-        else:
-            print_table(model.name, predicted)
-            for w in predicted.get("warnings", []):
-                print(f"warning: {w}")
-            if predicted.get("error"):
-                status = 1
-        write_json(out_dir / f"{model.stem}_compile.json", record)
+        status = max(status, _compile_one(args, model, have_compiler)[1])
     return status
 
 

@@ -163,30 +163,32 @@ def histogram_table(results: dict, key: str, fmt: str = "simple") -> str:
 
 def print_tables(results: dict, file=None) -> None:
     """Print all blog-style tables for ``{split: split_result}``."""
-    print(accuracy_table(results), file=file)
-    print(file=file)
-    print(entropy_table(results), file=file)
-    print(file=file)
-    if any(m.get("calibration") for r in results.values() for m in r["variants"].values()):
-        print(calibration_table(results), file=file)
-        print(file=file)
-    if any(r.get("swaps") for r in results.values()):
-        print(swap_table(results), file=file)
-        print(file=file)
-    if any(v.startswith("w") for r in results.values() for v in r["variants"]):
-        print(sweep_table(results), file=file)
-        print(file=file)
-    if any(r.get("attribution") for r in results.values()):
-        print(attribution_table(results), file=file)
-        print(file=file)
-    if any(m.get("latency") for r in results.values() for m in r["variants"].values()):
-        print(latency_table(results), file=file)
+    for _, table in _tables(results, "simple"):
+        print(table, file=file)
         print(file=file)
     print("Certainty histogram (probability given to the true class)", file=file)
     print(histogram_table(results, "certainty_histogram"), file=file)
     print(file=file)
     print("Histogram of all output values", file=file)
     print(histogram_table(results, "output_histogram"), file=file)
+
+
+def _tables(results: dict, fmt: str) -> list[tuple[str, str]]:
+    """(title, table) of every summary table the results have data for."""
+    variants = [(v, m) for r in results.values() for v, m in r["variants"].items()]
+    out = [("Accuracy", accuracy_table(results, fmt)),
+           ("Mean normalized entropy", entropy_table(results, fmt))]
+    if any(m.get("calibration") for _, m in variants):
+        out.append(("Calibration", calibration_table(results, fmt)))
+    if any(r.get("swaps") for r in results.values()):
+        out.append(("Swapped predictions", swap_table(results, fmt)))
+    if any(v.startswith("w") for v, _ in variants):
+        out.append(("Weight-bit sweep", sweep_table(results, fmt)))
+    if any(r.get("attribution") for r in results.values()):
+        out.append(("Attribution", attribution_table(results, fmt)))
+    if any(m.get("latency") for _, m in variants):
+        out.append(("Latency", latency_table(results, fmt)))
+    return out
 
 
 # ---------------------------------------------------------------- saved runs
@@ -340,22 +342,6 @@ _CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#22
 table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px}
 th{background:#f2f2f2}.diff{background:#ffe08a}img{max-width:100%;display:block;margin:0.5em 0}
 code,pre{background:#f6f6f6}h2{border-bottom:1px solid #ddd}"""
-
-
-def _tables(results: dict, fmt: str) -> list[tuple[str, str]]:
-    out = [("Accuracy", accuracy_table(results, fmt)),
-           ("Mean normalized entropy", entropy_table(results, fmt))]
-    if any(m.get("calibration") for r in results.values() for m in r["variants"].values()):
-        out.append(("Calibration", calibration_table(results, fmt)))
-    if any(r.get("swaps") for r in results.values()):
-        out.append(("Swapped predictions", swap_table(results, fmt)))
-    if any(v.startswith("w") for r in results.values() for v in r["variants"]):
-        out.append(("Weight-bit sweep", sweep_table(results, fmt)))
-    if any(r.get("attribution") for r in results.values()):
-        out.append(("Attribution", attribution_table(results, fmt)))
-    if any(m.get("latency") for r in results.values() for m in r["variants"].values()):
-        out.append(("Latency", latency_table(results, fmt)))
-    return out
 
 
 COMPARE_KEYS = (("accuracy", "accuracy"), ("mean_normalized_entropy", "mean H/log K"))

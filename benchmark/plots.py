@@ -37,8 +37,9 @@ def confusion_pair(cms: dict, class_names, *, normalize: bool = True):
     return fig
 
 
-def histograms(hists: dict, *, title: str, xlabel: str, log: bool = False):
-    """Overlaid bar histograms on [0, 1]; ``hists`` maps a label to ``{edges, counts}``."""
+def histograms(hists: dict, *, title: str, xlabel: str, log: bool = False,
+               ylabel: str = "count"):
+    """Grouped bar histograms on [0, 1]; ``hists`` maps a label to ``{edges, counts}``."""
     fig, (ax,) = _figure(6.4, 3.6)
     n = len(hists)
     for i, (name, h) in enumerate(hists.items()):
@@ -49,7 +50,7 @@ def histograms(hists: dict, *, title: str, xlabel: str, log: bool = False):
     ax.set_xlim(0, 1)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("count" + (" (log)" if log else ""))
+    ax.set_ylabel(ylabel + (" (log)" if log else ""))
     ax.legend()
     return fig
 
@@ -122,19 +123,10 @@ def latency_distributions(samples: dict):
 
 def swapped_vs_confidence(swaps: dict):
     """Swapped predictions over the float model's confidence (the paper's Figure 2 style)."""
-    fig, (ax,) = _figure(6.4, 3.6)
-    n = len(swaps)
-    for i, (name, h) in enumerate(swaps.items()):
-        edges = np.asarray(h["edges"], float)
-        width = np.diff(edges) / (n + 0.5)
-        ax.bar(edges[:-1] + i * width, h["swapped_counts"], width=width, align="edge",
-               label=name)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("float confidence")
-    ax.set_ylabel("swapped predictions")
-    ax.set_title("Where predictions swap")
-    ax.legend()
-    return fig
+    return histograms({name: {"edges": h["edges"], "counts": h["swapped_counts"]}
+                       for name, h in swaps.items()},
+                      title="Where predictions swap", xlabel="float confidence",
+                      ylabel="swapped predictions")
 
 
 def bit_sweep(bits, swapped_pct, delta_error_pct, ratio):

@@ -54,18 +54,9 @@ class InterpreterBackend(Backend):
         channels = images.shape[-1]
         key = (transform, channels)
         if self._table_key != key:
-            table = transform.table(lambda x: quantize(x, self.input_spec), channels)
-            same = bool(np.all(table == table[:, :1]))
-            self._table = (table[:, 0].copy() if same else table, same)
+            self._table = self._input_path(transform, channels)
             self._table_key = key
-        table, same = self._table
-        identity = same and table.dtype == np.uint8 and np.array_equal(
-            table, np.arange(256, dtype=np.uint8))
-        # A float input that is a plain scaling of the pixel value: one multiply per
-        # image is ~4x faster than a table lookup (and gives identical floats).
-        scale = np.float32(transform.scale)
-        scaled = (same and not identity and table.dtype == np.float32
-                  and np.array_equal(table, np.arange(256, dtype=np.float32) * scale))
+        mode, table, scale = self._table
         n = images.shape[0]
         raw = np.empty((n,) + self.output_spec.shape[1:], dtype=self.output_spec.dtype)
         it = self.interpreter
@@ -74,11 +65,11 @@ class InterpreterBackend(Backend):
         chan = np.arange(channels)
         for i in range(n):
             buf = tensor(in_idx)()[0]
-            if identity:
+            if mode == "copy":
                 buf[...] = images[i]
-            elif scaled:
+            elif mode == "scale":
                 np.multiply(images[i], scale, out=buf, casting="unsafe")
-            elif same:
+            elif mode == "lookup":
                 np.take(table, images[i], out=buf)
             else:
                 buf[...] = table[images[i], chan]
@@ -86,6 +77,26 @@ class InterpreterBackend(Backend):
             invoke()
             raw[i] = get_tensor(out_idx)[0]
         return dequantize(raw, self.output_spec)
+
+    def _input_path(self, transform: PixelTransform, channels: int):
+        """How to write a uint8 image into the input: ``(mode, table, scale)``.
+
+        ``copy`` when the quantized input is the raw pixel value, ``scale`` when
+        it is a float32 multiple of it (one multiply per image is ~4x faster than
+        a table lookup and gives identical floats), ``lookup`` when all channels
+        share one table, ``per_channel`` otherwise.
+        """
+        table = transform.table(lambda x: quantize(x, self.input_spec), channels)
+        scale = np.float32(transform.scale)
+        if not np.all(table == table[:, :1]):
+            return "per_channel", table, scale
+        table = table[:, 0].copy()
+        if table.dtype == np.uint8 and np.array_equal(table, np.arange(256, dtype=np.uint8)):
+            return "copy", table, scale
+        if table.dtype == np.float32 and np.array_equal(
+                table, np.arange(256, dtype=np.float32) * scale):
+            return "scale", table, scale
+        return "lookup", table, scale
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)

@@ -14,7 +14,7 @@ import platform
 from pathlib import Path
 
 from benchmark.backends.litert_cpu import InterpreterBackend
-from benchmark.backends.runtime import find_runtime
+from benchmark.backends.runtime import Runtime, find_runtime
 from benchmark.errors import BackendUnavailable, DataError
 
 #: Delegate library file per platform (as in pycoral.utils.edgetpu).
@@ -45,19 +45,15 @@ def _pycoral_make_interpreter():
     return make_interpreter
 
 
-class _PyCoralRuntime:
-    package = "pycoral"
-
-    @property
-    def version(self) -> str:
-        try:
-            from importlib.metadata import version
-            return version("pycoral")
-        except Exception:  # pragma: no cover - metadata missing on source installs
-            return "unknown"
-
-
-_PYCORAL = _PyCoralRuntime()
+def _pycoral_runtime(make_interpreter) -> Runtime:
+    """Describe pycoral as the runtime (it builds its own interpreter and delegate)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        v = version("pycoral")
+    except PackageNotFoundError:  # a source checkout on the path has no metadata
+        v = "unknown"
+    return Runtime(package="pycoral", version=v, Interpreter=make_interpreter,
+                   load_delegate=None)
 
 
 def delegate_library_name(system: str | None = None) -> str:
@@ -123,7 +119,7 @@ class EdgeTPUBackend(InterpreterBackend):
         try:
             if make_interpreter is not None:
                 # pycoral builds a tflite_runtime interpreter with the delegate itself.
-                self.runtime = _PYCORAL
+                self.runtime = _pycoral_runtime(make_interpreter)
                 interp = make_interpreter(str(model_path), device=device)
             else:
                 self.runtime = find_runtime(prefer)

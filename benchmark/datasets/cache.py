@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -52,3 +53,18 @@ def store(root: Path, key: str, arrays: dict[str, np.ndarray], meta: dict) -> Pa
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def load_or_build(root: Path, key: str,
+                  build: Callable[[], tuple[dict[str, np.ndarray], dict]]
+                  ) -> tuple[dict[str, np.ndarray], dict]:
+    """The cache entry ``key``, built with ``build()`` and stored first when absent.
+
+    ``build`` returns ``(arrays, meta)``; the result is always read back from
+    the cache, so images come memory-mapped either way.
+    """
+    hit = load(root, key)
+    if hit is None:
+        store(root, key, *build())
+        hit = load(root, key)
+    return hit

@@ -66,8 +66,8 @@ def _load_carolo_synth(*, image_size, seed, options, cache_dir, verbose) -> Data
                    "spec": dataclasses.asdict(spec), "pillow": PIL.__version__}
     key = cache.cache_key(description)
     root = Path(cache_dir) if cache_dir is not None else cache_root()
-    hit = cache.load(root, key)
-    if hit is None:
+
+    def render():
         t0 = time.perf_counter()
         if verbose:
             print(f"rendering carolo-synth ({spec.n_sessions} sessions x 30 classes x "
@@ -76,9 +76,9 @@ def _load_carolo_synth(*, image_size, seed, options, cache_dir, verbose) -> Data
         images, labels, sessions = carolo_synth.render_arrays(spec)
         meta = dict(description, cache_key=key, n_images=int(labels.size),
                     render_seconds=round(time.perf_counter() - t0, 2))
-        cache.store(root, key, {"images": images, "labels": labels, "groups": sessions}, meta)
-        hit = cache.load(root, key)
-    arrays, meta = hit
+        return {"images": images, "labels": labels, "groups": sessions}, meta
+
+    arrays, meta = cache.load_or_build(root, key, render)
     n_held = max(1, spec.n_sessions // 4)
     held = tuple(range(spec.n_sessions - n_held, spec.n_sessions))
     return Dataset(name="carolo-synth", images=arrays["images"],
@@ -107,8 +107,8 @@ def _load_gtsrb(*, image_size, options, data_dir, cache_dir, verbose, on_bad_ima
                    "on_bad_image": on_bad_image}
     key = cache.cache_key(description)
     root = Path(cache_dir) if cache_dir is not None else cache_root()
-    hit = cache.load(root, key)
-    if hit is None:
+
+    def decode():
         t0 = time.perf_counter()
         records, sources = gtsrb.read_records(data_dir)
         if verbose:
@@ -121,10 +121,9 @@ def _load_gtsrb(*, image_size, options, data_dir, cache_dir, verbose, on_bad_ima
         meta = dict(description, cache_key=key, n_images=int(keep.sum()), skipped=skipped,
                     n_train_images=int(sum(r.source == "train" for r in records)),
                     decode_seconds=round(time.perf_counter() - t0, 2))
-        cache.store(root, key, {"images": images[keep], "labels": labels[keep],
-                                "groups": groups[keep]}, meta)
-        hit = cache.load(root, key)
-    arrays, meta = hit
+        return {"images": images[keep], "labels": labels[keep], "groups": groups[keep]}, meta
+
+    arrays, meta = cache.load_or_build(root, key, decode)
     groups = np.asarray(arrays["groups"], np.int64)
     return Dataset(name="gtsrb", images=arrays["images"],
                    labels=np.asarray(arrays["labels"], np.int64), groups=groups,

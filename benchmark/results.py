@@ -93,9 +93,10 @@ def tidy_rows(split: str, variant: str, summary: dict) -> list[list]:
     ci = summary["accuracy_interval"]
     rows += [[split, variant, "accuracy_ci_low", ci["low"]],
              [split, variant, "accuracy_ci_high", ci["high"]]]
-    for k in ("ece", "mce", "adaptive_ece", "brier", "nll", "mean_confidence", "gap"):
-        if "calibration" in summary:
-            rows.append([split, variant, f"calibration_{k}", summary["calibration"][k]])
+    if "calibration" in summary:
+        rows += [[split, variant, f"calibration_{k}", summary["calibration"][k]]
+                 for k in ("ece", "mce", "adaptive_ece", "brier", "nll", "mean_confidence",
+                           "gap")]
     for hist in ("certainty_histogram", "output_histogram"):
         h = summary[hist]
         for lo, hi, c in zip(h["edges"][:-1], h["edges"][1:], h["counts"]):

@@ -13,6 +13,8 @@ from benchmark.errors import UsageError
 DEVICES = ("cpu", "edgetpu", "auto")
 SPLIT_CHOICES = ("full", "verification", "all")
 VARIANTS = ("float", "int8")
+#: activation observers (kept in sync with benchmark.quant.observers.OBSERVERS by a test)
+OBSERVERS = ("minmax", "percentile", "mse")
 
 
 @dataclass
@@ -33,9 +35,14 @@ class RunConfig:
     latency_warmup: int = 10
     report: bool = True
     weight_bits: tuple[int, ...] = ()
+    weights: str | None = None
+    act_observer: str = "minmax"
     bins: int = 20
     dataset_options: dict = field(default_factory=dict)
     data_dir: str | None = None
+    download: bool = False
+    download_url: str | None = None
+    num_classes: int | None = None
     on_bad_image: str = "fail"
     model_dir: str | None = None
     cache_dir: str | None = None
@@ -60,12 +67,17 @@ class RunConfig:
         if any(not 2 <= b <= 8 for b in self.weight_bits) or \
                 len(set(self.weight_bits)) != len(self.weight_bits):
             raise UsageError("--weight-bits must be distinct bit widths in 2..8, e.g. 8,6,4")
+        if self.act_observer not in OBSERVERS:
+            raise UsageError(f"--act-observer must be one of {', '.join(OBSERVERS)}, "
+                             f"got {self.act_observer!r}")
         if self.latency < 0 or self.latency_warmup < 0:
             raise UsageError("--latency and --latency-warmup must be >= 0")
         if self.limit is not None and self.limit < 1:
             raise UsageError("--limit must be >= 1")
         if self.num_threads is not None and self.num_threads < 1:
             raise UsageError("--num-threads must be >= 1")
+        if self.num_classes is not None and self.num_classes < 1:
+            raise UsageError("--num-classes must be >= 1")
         return self
 
     def to_dict(self) -> dict:

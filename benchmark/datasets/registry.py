@@ -12,7 +12,7 @@ import numpy as np
 from benchmark.datasets import cache
 from benchmark.datasets.base import Dataset
 
-DATASETS = ("carolo-synth", "gtsrb")
+DATASETS = ("carolo-synth", "gtsrb", "cifar100")
 
 
 def load_dataset(name: str, *, image_size: int = 80, seed: int = 0,
@@ -47,6 +47,8 @@ def load_dataset(name: str, *, image_size: int = 80, seed: int = 0,
     if name == "gtsrb":
         return _load_gtsrb(image_size=image_size, options=options, data_dir=data_dir,
                            cache_dir=cache_dir, verbose=verbose, on_bad_image=on_bad_image)
+    if name == "cifar100":
+        return _load_cifar100(image_size=image_size, options=options, data_dir=data_dir)
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
 
 
@@ -129,6 +131,33 @@ def _load_gtsrb(*, image_size, options, data_dir, cache_dir, verbose, on_bad_ima
                    labels=np.asarray(arrays["labels"], np.int64), groups=groups,
                    class_names=gtsrb.CLASS_NAMES, verification_groups=(gtsrb.TEST_GROUP,),
                    meta=meta, train_pool=groups != gtsrb.TEST_GROUP, full_split_by_group=True)
+
+
+def _load_cifar100(*, image_size, options, data_dir) -> Dataset:
+    from benchmark.datasets import cifar100
+
+    if options:
+        raise ValueError(f"unknown cifar100 option(s): {', '.join(sorted(options))}")
+    if data_dir is None:
+        raise ValueError("cifar100 needs --data-dir (cifar-100-python.tar.gz, its extracted "
+                         "folder, or a .npz of it)")
+    source = cifar100.find_source(data_dir)
+    parts = cifar100.read(source)
+    a = cifar100.arrays(parts, image_size=image_size)
+    if a["n_train"] == 0:
+        raise cifar100.DataError(f"{source} has no training images (needed to calibrate "
+                                 "the int8 model and for the splits)")
+    description = {"dataset": "cifar100", "loader_version": cifar100.LOADER_VERSION,
+                   "image_size": image_size, "source_file": str(source),
+                   "source": cifar100.fingerprint(source)}
+    meta = dict(description, cache_key=cache.cache_key(description),
+                n_images=int(a["labels"].size), n_test=a["n_test"], n_train=a["n_train"],
+                layout=f"rows 0..{a['n_test'] - 1} are the test images in file order, rows "
+                       f"{a['n_test']}..{a['n_test'] + a['n_train'] - 1} the training images "
+                       "in file order")
+    return Dataset(name="cifar100", images=a["images"], labels=a["labels"], groups=a["groups"],
+                   class_names=parts["class_names"], verification_groups=(cifar100.TEST_GROUP,),
+                   meta=meta, train_pool=a["groups"] != cifar100.TEST_GROUP)
 
 
 def trained_dataset_options(train_meta: dict) -> dict:

@@ -27,6 +27,14 @@ class ModelEntry:
     train_defaults: dict = field(default_factory=dict)
     export_kwargs: dict = field(default_factory=dict)
     preprocess: PixelTransform = PixelTransform()
+    #: what the network outputs: ``probs`` (softmax in the graph) or ``logits``
+    #: (the harness applies the softmax after dequantizing)
+    outputs: str = "probs"
+    #: ``load_weights(path, keras_model)`` for pretrained weights given with
+    #: ``--weights``; None: the model is trained here (``benchmark.train``)
+    load_weights: Callable[..., None] | None = None
+    #: training images used to calibrate the int8 activation ranges (at most)
+    representative_size: int = 300
 
     def artifact_dir(self, split: str, root: Path | None = None) -> Path:
         """``<root>/<name>/<split>``: where the trained artifacts of a split live."""
@@ -54,6 +62,9 @@ def _ensure_builtin() -> None:
         from benchmark.models import signnet
         register_model(signnet.ENTRY)
         register_model(signnet.ENTRY_GTSRB)
+        from benchmark.models import cifar_resnet
+        for entry in cifar_resnet.ENTRIES:
+            register_model(entry)
 
 
 def get_model(name: str) -> ModelEntry:

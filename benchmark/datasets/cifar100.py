@@ -1,0 +1,188 @@
+"""CIFAR-100 from the official python release or from a partial ``.npz`` of it.
+
+Sources (``--data-dir`` may name the file or a folder holding it):
+
+- ``cifar-100-python.tar.gz``, the official archive (pickles ``train``,
+  ``test``, ``meta`` with ``b"data"`` N x 3072 uint8 channel-major,
+  ``b"fine_labels"``, ``b"filenames"``; ``meta`` has ``b"fine_label_names"``);
+- its extracted folder ``cifar-100-python/``;
+- an ``.npz`` with ``test_images``/``train_images`` (N, 32, 32, 3) uint8,
+  ``test_fine_labels``/``train_fine_labels`` and ``fine_label_names``, such as
+  the partial copy of the first images of each batch.
+
+Row layout of the returned arrays: rows ``0 .. n_test-1`` are the test
+images in file order (so a prediction's ``index`` under the verification
+split is the image's position in the test batch), rows ``n_test ..`` the
+training images in file order. The training images form the training /
+calibration pool and are group 0; the test images are the verification
+group, so calibration and evaluation never share an image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.errors import DataError
+
+LOADER_VERSION = 1
+TEST_GROUP = -1
+ARCHIVE = "cifar-100-python.tar.gz"
+FOLDER = "cifar-100-python"
+
+
+def find_source(data_dir: str | Path) -> Path:
+    """The CIFAR-100 file or folder at or directly inside ``data_dir``."""
+    p = Path(data_dir)
+    if p.is_file() and (p.suffix == ".npz" or p.name.endswith((".tar.gz", ".tgz"))):
+        return p
+    if p.is_dir():
+        if (p / "test").is_file() and (p / "meta").is_file():
+            return p
+        for cand in (p / ARCHIVE, p / FOLDER):
+            if cand.exists():
+                return find_source(cand)
+        npz = sorted(p.glob("*.npz"))
+        if len(npz) == 1:
+            return npz[0]
+        if len(npz) > 1:
+            raise DataError(f"{p} holds several .npz files ({', '.join(n.name for n in npz)}); "
+                            "pass the one to use as --data-dir")
+    raise DataError(f"no CIFAR-100 data at {p}: expected {ARCHIVE}, its extracted {FOLDER}/ "
+                    "folder, or a .npz with test_images/train_images (give it with --data-dir)")
+
+
+def fingerprint(source: Path) -> dict:
+    """SHA-256 of the source file(s), for the run record and the cache key."""
+    files = [source] if source.is_file() else [source / n for n in ("train", "test", "meta")]
+    out = {}
+    for f in files:
+        if not f.is_file():
+            continue
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        out[f.name] = h.hexdigest()
+    return out
+
+
+def _unpickle(blob: bytes, name: str) -> dict:
+    try:
+        d = pickle.loads(blob, encoding="bytes")
+    except Exception as e:  # pickle raises many types on foreign bytes
+        raise DataError(f"{name}: not a CIFAR python pickle ({type(e).__name__})") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{name}: not a CIFAR python pickle (a {type(d).__name__})")
+    return d
+
+
+def _batch(d: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        data = np.asarray(d[b"data"], np.uint8)
+        labels = np.asarray(d[b"fine_labels"], np.int64)
+    except KeyError as e:
+        raise DataError(f"{name}: missing key {e.args[0]!r} (not CIFAR-100?)") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
+        raise DataError(f"{name}: data has shape {data.shape} for {labels.shape[0]} labels, "
+                        "expected (N, 3072)")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def _names(meta: dict, name: str) -> tuple[str, ...]:
+    try:
+        return tuple(n.decode() if isinstance(n, bytes) else str(n)
+                     for n in meta[b"fine_label_names"])
+    except KeyError:
+        raise DataError(f"{name}: no fine_label_names (not CIFAR-100?)") from None
+
+
+def read(source: Path) -> dict:
+    """Read ``source`` into ``{"test": (x, y), "train": (x, y), "class_names": names}``."""
+    if source.suffix == ".npz":
+        try:
+            with np.load(source, allow_pickle=False) as z:
+                missing = [k for k in ("test_images", "test_fine_labels", "fine_label_names")
+                           if k not in z.files]
+                if missing:
+                    raise DataError(f"{source}: missing {', '.join(missing)}")
+                out = {"class_names": tuple(str(n) for n in z["fine_label_names"]),
+                       "test": (np.asarray(z["test_images"], np.uint8),
+                                np.asarray(z["test_fine_labels"], np.int64))}
+                if "train_images" in z.files:
+                    out["train"] = (np.asarray(z["train_images"], np.uint8),
+                                    np.asarray(z["train_fine_labels"], np.int64))
+        except (OSError, ValueError) as e:
+            raise DataError(f"cannot read {source}: {e}") from None
+        return out
+    if source.is_dir():
+        present = {n for n in ("train", "test", "meta") if (source / n).is_file()}
+
+        def blob(n):
+            try:
+                return (source / n).read_bytes()
+            except OSError as e:
+                raise DataError(f"cannot read {source / n}: {e.strerror}") from None
+    else:
+        try:
+            tar = tarfile.open(source, "r:*")
+            members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+        except (OSError, tarfile.TarError, EOFError) as e:
+            raise DataError(f"cannot read {source}: {e}") from None
+        present = set(members)
+
+        def blob(n):
+            if n not in members:
+                raise DataError(f"{source} has no {FOLDER}/{n}")
+            return tar.extractfile(members[n]).read()
+    out = {"class_names": _names(_unpickle(blob("meta"), "meta"), "meta"),
+           "test": _batch(_unpickle(blob("test"), "test"), "test")}
+    if "train" in present:  # optional: without it there is nothing to calibrate on
+        out["train"] = _batch(_unpickle(blob("train"), "train"), "train")
+    return out
+
+
+def arrays(parts: dict, *, image_size: int = 32) -> dict:
+    """Stack test then train rows; resize when the model wants another size."""
+    xt, yt = parts["test"]
+    xs, ys = parts.get("train", (np.zeros((0, 32, 32, 3), np.uint8), np.zeros(0, np.int64)))
+    k = len(parts["class_names"])
+    for name, y in (("test", yt), ("train", ys)):
+        if y.size and (y.min() < 0 or y.max() >= k):
+            raise DataError(f"{name} labels outside 0..{k - 1}")
+    images = np.concatenate([xt, xs])
+    if images.shape[1:3] != (image_size, image_size):
+        from PIL import Image
+        images = np.stack([np.asarray(Image.fromarray(im).resize(
+            (image_size, image_size), Image.BILINEAR)) for im in images])
+    groups = np.concatenate([np.full(yt.size, TEST_GROUP, np.int64), np.zeros(ys.size, np.int64)])
+    return {"images": np.ascontiguousarray(images), "labels": np.concatenate([yt, ys]),
+            "groups": groups, "n_test": int(yt.size), "n_train": int(ys.size)}
+
+
+def write_official_archive(path: Path, parts: dict) -> Path:
+    """Write ``parts`` (as returned by :func:`read`) as an official-format ``.tar.gz``.
+
+    For tests and for turning a partial copy back into the official layout.
+    """
+    def pickled(x, y):
+        return pickle.dumps({b"data": x.transpose(0, 3, 1, 2).reshape(len(x), -1),
+                             b"fine_labels": [int(v) for v in y],
+                             b"coarse_labels": [0] * len(y),
+                             b"filenames": [f"img_{i}.png".encode() for i in range(len(y))]})
+    files = {"meta": pickle.dumps({b"fine_label_names": [n.encode() for n in
+                                                         parts["class_names"]]}),
+             "test": pickled(*parts["test"])}
+    if "train" in parts:
+        files["train"] = pickled(*parts["train"])
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"{FOLDER}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path

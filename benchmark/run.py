@@ -220,7 +220,7 @@ def _load(cfg: RunConfig, entry, dataset: str, options: dict, data_dir, log):
     return load_dataset(dataset, image_size=entry.input_size, seed=cfg.seed, options=options,
                         cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
                         verbose=log is not None, data_dir=data_dir,
-                        on_bad_image=cfg.on_bad_image)
+                        on_bad_image=cfg.on_bad_image, num_classes=cfg.num_classes)
 
 
 def prepare_artifacts(cfg: RunConfig, entry, split: str, log):

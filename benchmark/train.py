@@ -37,7 +37,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--limit-train", type=int, default=None,
                    help="train on a seeded subset of N images (for quick tests)")
     p.add_argument("--data-dir", type=Path, default=None,
-                   help="folder with a real dataset's files (gtsrb)")
+                   help="a real dataset's files: the gtsrb archives' folder, an imagefolder "
+                        "root or a csv manifest (see datasets/userdata.md)")
+    p.add_argument("--num-classes", type=int, default=None, metavar="N",
+                   help="imagefolder/csv: the number of classes (labels 0..N-1)")
+    p.add_argument("--class-names", type=Path, default=None, metavar="FILE",
+                   help="csv: class names, one per line (integer labels index into it)")
     p.add_argument("--roi-crop", action="store_true", help="gtsrb: crop each image to its ROI")
     p.add_argument("--on-bad-image", choices=("fail", "skip"), default="fail")
     p.add_argument("--synth-sessions", type=int, default=None,
@@ -56,6 +61,8 @@ def dataset_options(args) -> dict:
         opts["n_sessions"] = args.synth_sessions
     if args.synth_per_class is not None:
         opts["per_class_per_session"] = args.synth_per_class
+    if args.class_names is not None:
+        opts["class_names"] = str(args.class_names.resolve())
     return opts
 
 
@@ -74,7 +81,7 @@ def train(args) -> Path:
 
     ds = load_dataset(args.dataset, image_size=entry.input_size, seed=args.data_seed,
                       options=dataset_options(args), data_dir=args.data_dir,
-                      on_bad_image=args.on_bad_image)
+                      on_bad_image=args.on_bad_image, num_classes=args.num_classes)
     if ds.num_classes != entry.num_classes:
         raise UsageError(f"model {entry.name} has {entry.num_classes} outputs but {args.dataset} "
                          f"has {ds.num_classes} classes (for gtsrb use --model signnet-gtsrb)")

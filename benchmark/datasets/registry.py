@@ -11,14 +11,15 @@ import numpy as np
 
 from benchmark.datasets import cache
 from benchmark.datasets.base import Dataset
+from benchmark.errors import UsageError
 
-DATASETS = ("carolo-synth", "gtsrb", "cifar100")
+DATASETS = ("carolo-synth", "gtsrb", "cifar100", "imagefolder", "csv")
 
 
 def load_dataset(name: str, *, image_size: int = 80, seed: int = 0,
                  options: dict | None = None, cache_dir: Path | None = None,
                  verbose: bool = True, data_dir: Path | None = None,
-                 on_bad_image: str = "fail") -> Dataset:
+                 on_bad_image: str = "fail", num_classes: int | None = None) -> Dataset:
     """Load (rendering or reading from the cache) the dataset ``name``.
 
     Parameters
@@ -35,12 +36,24 @@ def load_dataset(name: str, *, image_size: int = 80, seed: int = 0,
     cache_dir : Path, optional
         Defaults to :func:`benchmark.paths.cache_root`.
     data_dir : Path, optional
-        Where a real dataset's files are (GTSRB: the official archives).
+        Where a real dataset's files are (GTSRB: the official archives;
+        imagefolder: the class-folder root; csv: the manifest file).
     on_bad_image : {"fail", "skip"}
         Unreadable images stop the load (naming the file) or are skipped and
         listed in ``meta["skipped"]``.
+    num_classes : int, optional
+        imagefolder/csv: the number of classes the data must have (labels
+        ``0..N-1``); a mismatch is a DataError naming the folder or label.
     """
     options = dict(options or {})
+    if name in ("imagefolder", "csv"):
+        from benchmark.datasets import userdata
+        return userdata.load(name, data_dir, image_size=image_size, options=options,
+                             num_classes=num_classes, cache_dir=cache_dir, verbose=verbose,
+                             on_bad_image=on_bad_image)
+    if num_classes is not None:
+        raise UsageError(f"--num-classes is for the imagefolder and csv datasets; {name} has a "
+                         "fixed class list")
     if name == "carolo-synth":
         return _load_carolo_synth(image_size=image_size, seed=seed, options=options,
                                   cache_dir=cache_dir, verbose=verbose)

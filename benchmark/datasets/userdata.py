@@ -1,0 +1,477 @@
+"""Your own images: the ``imagefolder`` and ``csv`` datasets (see datasets/userdata.md).
+
+``imagefolder``: ``--data-dir ROOT`` holds one sub-folder per class
+(``ROOT/<class>/**/*.png``); class names are the sorted folder names and a
+label is a name's position. With ``ROOT/train/<class>/`` and
+``ROOT/test/<class>/`` (or ``val/``) the test folder is the evaluation part of
+the ``verification`` split; without them a deterministic, class-stratified
+20 % (option ``holdout``) is held out, chosen by a hash of each file's path.
+
+``csv``: ``--data-dir`` is a manifest ``path,label[,split]`` (optional header;
+paths relative to the manifest's folder; a label is an integer or a class
+name; split ``train`` or ``test``). Option ``class_names``: a text file with
+one class name per line.
+
+Every image is converted to 8-bit RGB (alpha composited on black, 16-bit
+scaled down, palette expanded, EXIF orientation applied) and resized
+(bilinear) to the model's input. Decoded arrays are cached like GTSRB's.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.datasets import cache
+from benchmark.datasets.base import Dataset
+from benchmark.errors import DataError, UsageError
+
+LOADER_VERSION = 1
+KINDS = ("imagefolder", "csv")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".gif")
+#: group of the evaluation part of the ``verification`` split
+TEST_GROUP = -1
+DEFAULT_HOLDOUT = 0.2
+OPTIONS = {"imagefolder": {"holdout"}, "csv": {"holdout", "class_names"}}
+_SPLIT_WORDS = {"train": "train", "test": "test", "val": "test"}
+_INT = re.compile(r"[+-]?\d+")
+
+
+@dataclass
+class Item:
+    """One image: where it is, how errors name it, its label and its part."""
+
+    path: Path           # file to read
+    name: str            # shown in errors and meta["skipped"]
+    rel: str             # location-independent key: path under the root / in the manifest
+    label: int
+    part: str            # "train", "test", or "" (no explicit split)
+
+
+@dataclass
+class Listing:
+    """What a data dir or manifest describes, before any image is decoded."""
+
+    items: list[Item]
+    class_names: tuple[str, ...]
+    explicit_split: bool
+    layout: str
+
+
+def _is_image(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _visible(p: Path, root: Path) -> bool:
+    return not any(part.startswith(".") for part in p.relative_to(root).parts)
+
+
+def list_imagefolder(data_dir: str | Path, *, num_classes: int | None = None) -> Listing:
+    """Images and labels of a class-folder tree.
+
+    Parameters
+    ----------
+    data_dir : path
+        ``ROOT`` with ``<class>/`` sub-folders, or ``train/<class>/`` plus
+        ``test/<class>/`` (or ``val/<class>/``; ``test/`` wins when both exist).
+    num_classes : int, optional
+        Required number of classes (the union of class folder names).
+
+    Raises
+    ------
+    DataError
+        Missing root, no class folders, images outside class folders, no
+        images, or a class count different from ``num_classes``.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"imagefolder data dir {root} is not a folder: put the images into "
+                        f"{root}/<class name>/ (one sub-folder per class)")
+    top = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    if "train" in top and ("test" in top or "val" in top):
+        eval_dir = "test" if "test" in top else "val"
+        parts = [("train", root / "train"), ("test", root / eval_dir)]
+        layout = f"train/ and {eval_dir}/ folders"
+    else:
+        parts = [("", root)]
+        layout = "class folders"
+    classes: set[str] = set()
+    for _, part_root in parts:
+        for p in sorted(part_root.iterdir()):
+            if p.name.startswith("."):
+                continue
+            if p.is_dir():
+                classes.add(p.name)
+            elif _is_image(p):
+                raise DataError(f"image {p} is not inside a class folder: imagefolder wants "
+                                f"{part_root}/<class name>/{p.name}")
+    if not classes:
+        raise DataError(f"no class folders in {root}: put the images into {root}/<class name>/ "
+                        "(or train/<class name>/ and test/<class name>/)")
+    names = tuple(sorted(classes))
+    if num_classes is not None and len(names) != num_classes:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise DataError(f"{root} has {len(names)} class folders ({shown}) but --num-classes is "
+                        f"{num_classes}")
+    index = {n: i for i, n in enumerate(names)}
+    items = []
+    for part, part_root in parts:
+        for cls in names:
+            folder = part_root / cls
+            if not folder.is_dir():
+                continue
+            files = sorted(p.relative_to(root).as_posix() for p in folder.rglob("*")
+                           if p.is_file() and _is_image(p) and _visible(p, folder))
+            items += [Item(root / rel, str(root / rel), rel, index[cls], part) for rel in files]
+    if not items:
+        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the class folders "
+                        f"under {root}")
+    return Listing(items, names, explicit_split=len(parts) == 2, layout=layout)
+
+
+def _read_class_names(path: Path) -> tuple[str, ...]:
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as e:
+        raise DataError(f"cannot read class names file {path}: {e.strerror}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    names = tuple(line.strip() for line in lines)
+    for i, n in enumerate(names, 1):
+        if not n:
+            raise DataError(f"{path} line {i} is empty: one class name per line, no gaps")
+    dup = [n for n, c in Counter(names).items() if c > 1]
+    if dup:
+        raise DataError(f"{path} lists class {dup[0]!r} more than once")
+    if not names:
+        raise DataError(f"class names file {path} is empty")
+    return names
+
+
+def list_csv(manifest: str | Path, *, num_classes: int | None = None,
+             class_names: str | Path | None = None) -> Listing:
+    """Images and labels of a manifest ``path,label[,split]``.
+
+    Parameters
+    ----------
+    manifest : path
+        CSV file; an optional header names the columns ``path``, ``label``
+        and ``split`` (any order, other columns ignored); without one the
+        columns are positional. Blank lines and lines starting with ``#``
+        are skipped. Relative image paths are relative to the manifest's
+        folder.
+    num_classes : int, optional
+        Required number of classes; integer labels must lie in ``0..N-1``.
+    class_names : path, optional
+        One class name per line (relative paths: to the manifest's folder).
+        Integer labels index into it; other labels must be one of its names.
+        Without it, integer labels give classes ``"0".."N-1"`` (N from
+        ``num_classes`` or the largest label + 1) and name labels give the
+        sorted distinct names.
+
+    Raises
+    ------
+    DataError
+        Unreadable manifest, bad rows, labels out of range or unknown,
+        inconsistent split column, or a class count different from
+        ``num_classes`` — each naming the file and line.
+    """
+    manifest = Path(manifest)
+    if manifest.is_dir():
+        raise DataError(f"csv dataset: --data-dir must be the manifest file (path,label[,split]),"
+                        f" {manifest} is a folder (for class folders use --dataset imagefolder)")
+    try:
+        text = manifest.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise DataError(f"cannot read manifest {manifest}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"manifest {manifest} is not UTF-8 text: {e.reason}") from None
+    base = manifest.parent
+    names = None
+    if class_names is not None:
+        cn = Path(class_names)
+        names = _read_class_names(cn if cn.is_absolute() else base / cn)
+        if num_classes is not None and len(names) != num_classes:
+            raise DataError(f"class names file {cn} has {len(names)} names but --num-classes is "
+                            f"{num_classes}")
+    cols, header = None, False
+    rows = []  # (line, path, label, split)
+    reader = csv.reader(io.StringIO(text))
+    for row in reader:
+        line = reader.line_num
+        cells = [c.strip() for c in row]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        lower = [c.lower() for c in cells]
+        if cols is None and "path" in lower:
+            if "label" not in lower:
+                raise DataError(f"{manifest} line {line}: the header has no 'label' column")
+            cols = {k: lower.index(k) for k in ("path", "label", "split") if k in lower}
+            header = True
+            continue
+        if cols is None:
+            cols = {"path": 0, "label": 1, "split": 2}
+        if len(cells) <= max(cols["path"], cols["label"]) or (not header and len(cells) > 3):
+            raise DataError(f"{manifest} line {line}: expected path,label[,split], got "
+                            f"{','.join(row)!r} (a header row path,label,... allows more columns)")
+        path, label = cells[cols["path"]], cells[cols["label"]]
+        split = cells[cols["split"]] if "split" in cols and cols["split"] < len(cells) else ""
+        if not path or not label:
+            raise DataError(f"{manifest} line {line}: empty path or label")
+        if split and split.lower() not in _SPLIT_WORDS:
+            raise DataError(f"{manifest} line {line}: split {split!r} is not train or test")
+        rows.append((line, path, label, _SPLIT_WORDS.get(split.lower(), "")))
+    if not rows:
+        raise DataError(f"manifest {manifest} lists no images (expected rows path,label[,split])")
+    with_split = [r for r in rows if r[3]]
+    if with_split and len(with_split) != len(rows):
+        line = next(r[0] for r in rows if not r[3])
+        raise DataError(f"{manifest} line {line} has no split but other rows do: give every row "
+                        "a split (train or test) or none")
+    labels, names = _labels(manifest, rows, names, num_classes)
+    items, seen = [], {}
+    for (line, path, _, part), label in zip(rows, labels):
+        p = Path(path)
+        p = p if p.is_absolute() else base / p
+        key = str(p.resolve())
+        if part and seen.setdefault(key, (part, line))[0] != part:
+            raise DataError(f"{manifest} lists {path} as {seen[key][0]} (line {seen[key][1]}) "
+                            f"and as {part} (line {line})")
+        items.append(Item(p, str(p), Path(path).as_posix(), label, part))
+    return Listing(items, names, explicit_split=bool(with_split),
+                   layout="manifest with split column" if with_split else "manifest")
+
+
+def _labels(manifest: Path, rows, names, num_classes) -> tuple[list[int], tuple[str, ...]]:
+    """Integer labels of the manifest rows and the class names."""
+    is_int = [bool(_INT.fullmatch(r[2])) for r in rows]
+    if names is None and any(is_int) and not all(is_int):
+        line, label = next((r[0], r[2]) for r, i in zip(rows, is_int) if i != is_int[0])
+        raise DataError(f"{manifest} line {line}: label {label!r} mixes integer and name labels; "
+                        "use one kind, or give a class_names file")
+    if names is None and rows and not is_int[0]:
+        names = tuple(sorted({r[2] for r in rows}))
+        if num_classes is not None and len(names) != num_classes:
+            raise DataError(f"{manifest} names {len(names)} classes but --num-classes is "
+                            f"{num_classes} (list every class in a class_names file)")
+    if names is None:
+        ints = [int(r[2]) for r in rows]
+        n = num_classes if num_classes is not None else max(ints) + 1
+        for (line, _, label, _), v in zip(rows, ints):
+            if not 0 <= v < n:
+                raise DataError(f"{manifest} line {line}: label {label} is outside 0..{n - 1}"
+                                + (f" (--num-classes {num_classes})" if num_classes else ""))
+        return ints, tuple(str(i) for i in range(max(n, 1)))
+    index = {n: i for i, n in enumerate(names)}
+    out = []
+    for (line, _, label, _), integer in zip(rows, is_int):
+        if integer:
+            v = int(label)
+            if not 0 <= v < len(names):
+                raise DataError(f"{manifest} line {line}: label {label} is outside "
+                                f"0..{len(names) - 1} ({len(names)} classes)")
+        elif label in index:
+            v = index[label]
+        else:
+            raise DataError(f"{manifest} line {line}: class {label!r} is not a known class name")
+        out.append(v)
+    return out, names
+
+
+def to_rgb(im):
+    """An 8-bit RGB copy of a Pillow image of any common mode.
+
+    EXIF orientation is applied; 16-bit and 32-bit integer grey (``I;16*``,
+    ``I``) is scaled from 0..65535 to 0..255; alpha (RGBA, LA, PA, or a
+    transparency key of P/L/RGB images) is composited on black; palette,
+    bilevel, CMYK and YCbCr images are converted by Pillow.
+    """
+    from PIL import Image, ImageOps
+    im = ImageOps.exif_transpose(im)
+    if im.mode.startswith("I"):
+        grey = np.asarray(im).astype(np.float64) / 257.0
+        return Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8)).convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def decode(items: list[Item], *, image_size: int, on_bad_image: str = "fail"
+           ) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, int]]:
+    """Read, convert to RGB and resize (bilinear) every item.
+
+    Returns
+    -------
+    images : ndarray of uint8, shape (N, image_size, image_size, 3)
+    keep : ndarray of bool, shape (N,)
+        False for skipped images.
+    skipped : list of str
+        Names of the unreadable images (``on_bad_image="skip"``).
+    modes : dict
+        How many images came in each Pillow mode (``RGB``, ``L``, ``P``, ...).
+
+    Raises
+    ------
+    DataError
+        An unreadable image under ``on_bad_image="fail"``, naming the file.
+    """
+    from PIL import Image
+    images = np.zeros((len(items), image_size, image_size, 3), np.uint8)
+    keep = np.ones(len(items), bool)
+    skipped: list[str] = []
+    modes: Counter = Counter()
+    for i, it in enumerate(items):
+        try:
+            with Image.open(it.path) as im:
+                im.load()
+                mode = im.mode
+                rgb = to_rgb(im)
+            images[i] = np.asarray(rgb.resize((image_size, image_size),
+                                              Image.Resampling.BILINEAR))
+            modes[mode] += 1
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+            if on_bad_image != "skip":
+                raise DataError(f"cannot read image {it.name}: {e} (use --on-bad-image skip to "
+                                "skip unreadable images)") from None
+            keep[i] = False
+            skipped.append(it.name)
+    return images, keep, skipped, dict(sorted(modes.items()))
+
+
+def holdout_mask(items: list[Item], fraction: float) -> np.ndarray:
+    """Class-stratified held-out part: ``round(fraction * n)`` images of each class.
+
+    Within a class the images are ordered by the SHA-256 of their path, so the
+    choice is the same on every run and machine and does not depend on any
+    seed; adding images moves few of the others. A class with at least two
+    images keeps at least one on each side; a single image stays in training.
+    """
+    held = np.zeros(len(items), bool)
+    by_class: dict[int, list[int]] = {}
+    for i, it in enumerate(items):
+        by_class.setdefault(it.label, []).append(i)
+    for idx in by_class.values():
+        n = len(idx)
+        k = 0 if n < 2 else min(max(int(round(fraction * n)), 1), n - 1)
+        order = sorted(idx, key=lambda i: hashlib.sha256(items[i].rel.encode()).hexdigest())
+        held[order[:k]] = True
+    return held
+
+
+def fingerprint(listing: Listing) -> str:
+    """SHA-256 of everything the decoded arrays depend on in the source.
+
+    File paths, sizes and modification times, labels, parts and class names
+    (so a re-labelled manifest or a touched image decodes anew).
+    """
+    h = hashlib.sha256()
+    h.update(("\n".join(listing.class_names) + "\0").encode())
+    for it in listing.items:
+        try:
+            st = it.path.stat()
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime = -1, -1
+        h.update(f"{it.path.resolve()}\t{size}\t{mtime}\t{it.label}\t{it.part}\n".encode())
+    return h.hexdigest()
+
+
+def load(kind: str, data_dir: str | Path | None, *, image_size: int, options: dict,
+         num_classes: int | None = None, cache_dir: Path | None = None, verbose: bool = True,
+         on_bad_image: str = "fail") -> Dataset:
+    """Load an ``imagefolder`` or ``csv`` dataset, decoding through the cache.
+
+    Parameters
+    ----------
+    kind : {"imagefolder", "csv"}
+    data_dir : path
+        The class-folder root, or the manifest file.
+    image_size : int
+        Side of the square RGB images, the model's input size.
+    options : dict
+        ``holdout`` (float in (0, 1), default 0.2: the held-out fraction when
+        there is no explicit train/test split); csv: ``class_names`` (file).
+    num_classes : int, optional
+        Required number of classes.
+    cache_dir : Path, optional
+        Defaults to :func:`benchmark.paths.cache_root`.
+    verbose : bool
+        Say on stderr when images are decoded.
+    on_bad_image : {"fail", "skip"}
+
+    Returns
+    -------
+    Dataset
+        ``verification`` evaluates the test part (group -1), ``full`` trains
+        on a seeded 90 % of each class of the training pool (the train part,
+        or all images without an explicit split) and evaluates all images.
+    """
+    from PIL import __version__ as pillow_version
+
+    from benchmark.paths import cache_root
+
+    unknown = set(options) - OPTIONS[kind]
+    if unknown:
+        raise UsageError(f"unknown {kind} option(s): {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(sorted(OPTIONS[kind]))})")
+    if data_dir is None:
+        what = "a folder with one sub-folder per class" if kind == "imagefolder" else \
+            "the manifest file path,label[,split]"
+        raise UsageError(f"{kind} needs --data-dir ({what})")
+    if on_bad_image not in ("fail", "skip"):
+        raise UsageError(f"on_bad_image must be fail or skip, got {on_bad_image!r}")
+    holdout = options.get("holdout", DEFAULT_HOLDOUT)
+    if not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
+        raise UsageError(f"{kind} option holdout must be a fraction in (0, 1), got {holdout!r}")
+    if kind == "imagefolder":
+        listing = list_imagefolder(data_dir, num_classes=num_classes)
+    else:
+        listing = list_csv(data_dir, num_classes=num_classes,
+                           class_names=options.get("class_names"))
+    description = {"dataset": kind, "loader_version": LOADER_VERSION, "image_size": image_size,
+                   "on_bad_image": on_bad_image, "holdout": holdout, "pillow": pillow_version,
+                   "source": fingerprint(listing)}
+    key = cache.cache_key(description)
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+
+    def build():
+        t0 = time.perf_counter()
+        items = listing.items
+        if verbose:
+            print(f"decoding {len(items)} {kind} images ({image_size}px) from {data_dir} into "
+                  f"{root / key}", file=sys.stderr)
+        images, keep, skipped, modes = decode(items, image_size=image_size,
+                                              on_bad_image=on_bad_image)
+        if not keep.any():
+            raise DataError(f"none of the {len(items)} images under {data_dir} is readable")
+        labels = np.array([it.label for it in items], np.int64)
+        if listing.explicit_split:
+            test = np.array([it.part == "test" for it in items], bool)
+        else:
+            test = holdout_mask(items, holdout)
+        groups = np.where(test, TEST_GROUP, np.arange(len(items))).astype(np.int64)
+        meta = dict(description, cache_key=key, data_dir=str(data_dir), layout=listing.layout,
+                    explicit_split=listing.explicit_split, class_names=list(listing.class_names),
+                    n_images=int(keep.sum()), n_test=int((test & keep).sum()),
+                    skipped=skipped, modes=modes,
+                    decode_seconds=round(time.perf_counter() - t0, 2))
+        return {"images": images[keep], "labels": labels[keep], "groups": groups[keep]}, meta
+
+    arrays, meta = cache.load_or_build(root, key, build)
+    groups = np.asarray(arrays["groups"], np.int64)
+    return Dataset(name=kind, images=arrays["images"],
+                   labels=np.asarray(arrays["labels"], np.int64), groups=groups,
+                   class_names=tuple(meta["class_names"]), verification_groups=(TEST_GROUP,),
+                   meta=meta, train_pool=(groups != TEST_GROUP) if meta["explicit_split"]
+                   else None)

@@ -217,6 +217,10 @@ def run_split(cfg: RunConfig, split: str, out: Path, log, device_resolved: str) 
 
 
 def _load(cfg: RunConfig, entry, dataset: str, options: dict, data_dir, log):
+    if cfg.download:
+        from benchmark.datasets.download import download_dataset
+        download_dataset(dataset, cfg.data_dir, url=cfg.download_url, progress=log is not None,
+                         log=log)
     return load_dataset(dataset, image_size=entry.input_size, seed=cfg.seed, options=options,
                         cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
                         verbose=log is not None, data_dir=data_dir,

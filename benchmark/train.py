@@ -39,6 +39,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=None,
                    help="a real dataset's files: the gtsrb archives' folder, an imagefolder "
                         "root or a csv manifest (see datasets/userdata.md)")
+    p.add_argument("--download", action="store_true",
+                   help="gtsrb: first fetch the archives into --data-dir (SHA-256 checked)")
+    p.add_argument("--download-url", metavar="URL", default=None,
+                   help="base URL for --download (default $EDGETPU_BENCH_GTSRB_URL, else the "
+                        "official GTSRB archive)")
     p.add_argument("--num-classes", type=int, default=None, metavar="N",
                    help="imagefolder/csv: the number of classes (labels 0..N-1)")
     p.add_argument("--class-names", type=Path, default=None, metavar="FILE",
@@ -76,6 +81,10 @@ def train(args) -> Path:
             hp[k] = getattr(args, k)
     if hp["epochs"] < 1 or hp["batch_size"] < 1:
         raise UsageError("--epochs and --batch-size must be >= 1")
+    if args.download:
+        from benchmark.datasets.download import download_dataset
+        download_dataset(args.dataset, args.data_dir, url=args.download_url,
+                         log=lambda msg: print(msg, file=sys.stderr))
     tf = require_tensorflow("training")
     import keras
 

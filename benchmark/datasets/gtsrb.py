@@ -87,7 +87,7 @@ def _csv_rows(blob: bytes) -> list[dict]:
 
 def _where(data_dir: Path) -> str:
     return (f"put {', '.join(ARCHIVES)} (or the extracted GTSRB/ folder and GT-final_test.csv) "
-            f"into {data_dir}")
+            f"into {data_dir}, or add --download to fetch the archives there")
 
 
 def read_records(data_dir: str | Path) -> tuple[list[Record], dict[str, _Source]]:

@@ -195,6 +195,17 @@ def run_split(cfg: RunConfig, split: str, out: Path, log, device_resolved: str) 
               "n_train": int(train_idx.size), "n_eval": int(eval_idx.size),
               "class_names": list(ds.class_names), "model_artifacts": str(artifacts),
               "variants": variants}
+    rep_path = artifacts / "representative_indices.json"
+    if rep_path.is_file():
+        # Which images calibrated the int8 activation ranges (dataset rows).
+        rep = json.loads(rep_path.read_text())
+        result["calibration_images"] = {"size": rep["size"], "rows": rep["indices"],
+                                        "seed": rep["seed"]}
+    if train_meta.get("source") == "pretrained":
+        result["model_source"] = {k: train_meta[k] for k in ("weights", "weights_sha256")}
+    if cfg.act_observer != "minmax" or train_meta.get("source") == "pretrained":
+        convert_meta = json.loads((artifacts / "convert_meta.json").read_text())
+        result["act_observer"] = convert_meta.get("act_observer", "minmax")
     quantized = [v for v in preds if v != "float"]
     if "float" in preds and quantized:
         result["agreement"] = compare(preds["float"], preds[quantized[0]])

@@ -31,7 +31,7 @@ def fake_quantize(w: np.ndarray, bits: int, axis: int | None) -> tuple[np.ndarra
 
     Examples
     --------
-    >>> q, s = fake_quantize(np.array([[1.0, -0.5, 0.2]]), 2, axis=0)
+    >>> q, s = fake_quantize(np.array([[1.0, -0.6, 0.2]]), 2, axis=0)
     >>> q.tolist(), s.tolist()
     ([[1, -1, 0]], [1.0])
     """

@@ -366,7 +366,7 @@ def compare(a: Predictions, b: Predictions) -> dict:
             "mean_abs_prob_diff": float(diff.mean()) if diff.size else float("nan")}
 
 
-def run(cfg: RunConfig, *, quiet: bool = False) -> tuple[Path, dict]:
+def run(cfg: RunConfig, *, quiet: bool = False, tables: bool = True) -> tuple[Path, dict]:
     log = None if quiet else (lambda msg: print(msg, file=sys.stderr))
     device = resolve_device(cfg, log)
     out = make_out_dir(cfg)
@@ -387,7 +387,8 @@ def run(cfg: RunConfig, *, quiet: bool = False) -> tuple[Path, dict]:
         write_json(out / "results.json", dict(header, splits={
             s: f"{s}/results.json" for s in splits}))
     from benchmark.report import print_tables, write_report
-    print_tables({s: r for s, (r, _) in results.items()})
+    if tables:
+        print_tables({s: r for s, (r, _) in results.items()})
     if cfg.report:
         html_path, _ = write_report([out])
         if log:

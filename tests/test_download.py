@@ -270,3 +270,31 @@ def test_train_download_runs_before_tensorflow(tmp_path, monkeypatch):
                     "--download-url", f"http://127.0.0.1:{port}/"])
     with pytest.raises(UsageError, match="not available for dataset 'carolo-synth'"):
         train.main(["--split", "full", "--data-dir", str(tmp_path), "--download"])
+
+
+def test_official_release_is_accepted_by_its_md5(tmp_path, serve, monkeypatch):
+    """The official archives (other bytes than the reference copy) pass on their published MD5."""
+    official, other = b"official release bytes, any size", b"something else entirely!"
+    src = tmp_path / "served"
+    src.mkdir()
+    (src / "GTSRB_Final_Test_GT.zip").write_bytes(official)
+    ref = Archive("GTSRB_Final_Test_GT.zip", 5, hashlib.sha256(b"12345").hexdigest(),
+                  hashlib.md5(official).hexdigest())
+    monkeypatch.setitem(download.FILES, "gtsrb", (ref,))
+    base, _ = serve(src)
+    [(path, fresh)] = download_dataset("gtsrb", tmp_path / "d", url=base, progress=False)
+    assert fresh and path.read_bytes() == official
+    # present now: accepted again without a download
+    assert download_dataset("gtsrb", tmp_path / "d", url=base, progress=False)[0][1] is False
+    (src / "GTSRB_Final_Test_GT.zip").write_bytes(other)
+    with pytest.raises(DataError, match=r"or the official release, md5 "
+                                        + hashlib.md5(official).hexdigest()):
+        download_dataset("gtsrb", tmp_path / "e", url=base, progress=False)
+    assert _leftovers(tmp_path / "e") == []
+
+
+def test_table_holds_the_published_official_md5s():
+    md5 = {a.name: a.official_md5 for a in download.FILES["gtsrb"]}
+    assert md5 == {"GTSRB_Final_Training_Images.zip": "f33fd80ac59bff73c82d25ab499e03a3",
+                   "GTSRB_Final_Test_Images.zip": "c7e4e6327067d32654124b0fe9e82185",
+                   "GTSRB_Final_Test_GT.zip": "fe31e9c9270bbcd7b84b7f21a9d9d9e5"}

@@ -1,9 +1,10 @@
-"""Fetch a dataset's archives with SHA-256 verification: ``--download``.
+"""Fetch a dataset's archives with checksum verification: ``--download``.
 
 ``python -m benchmark.datasets.download --dataset gtsrb --data-dir D [--url U]``
 puts the three GTSRB archives into ``D``. Each file is streamed into a
 temporary file next to its destination, hashed on the way, and renamed into
-place only when size and SHA-256 match the table below, so the data dir never
+place only when it matches the table below (the reference copy's size and
+SHA-256, or the official release's MD5), so the data dir never
 holds a partial or wrong archive under the real name. A file that is already
 there with the right hash is not downloaded again.
 
@@ -37,11 +38,29 @@ from benchmark.results import _umask
 
 @dataclass(frozen=True)
 class Archive:
-    """One file to fetch: name (relative to the base URL and the data dir), size, SHA-256."""
+    """One file to fetch: name (relative to the base URL and the data dir) and its content.
+
+    A file is accepted when it is the reference copy (``size`` and ``sha256``)
+    or, when ``official_md5`` is given, the official release's file with that
+    MD5 (the only digest the release is published with; its size is not
+    pinned).
+    """
 
     name: str
     size: int
     sha256: str
+    official_md5: str | None = None
+
+    def accepts(self, size: int, sha256: str, md5: str | None) -> bool:
+        """Whether a file with this size and these digests is this archive."""
+        if size == self.size and sha256 == self.sha256:
+            return True
+        return self.official_md5 is not None and md5 == self.official_md5
+
+    def expected(self) -> str:
+        s = f"{self.size} bytes, sha256 {self.sha256}"
+        return s + (f" (or the official release, md5 {self.official_md5})"
+                    if self.official_md5 else "")
 
 
 #: Official base URL of the GTSRB release (Institut für Neuroinformatik, via ERDA).
@@ -50,17 +69,21 @@ GTSRB_OFFICIAL_URL = "https://sid.erda.dk/public/archives/daaeac0d7ce1152aea9b61
 #: Per dataset: environment variable overriding the base URL, and the default base URL.
 BASE_URLS = {"gtsrb": ("EDGETPU_BENCH_GTSRB_URL", GTSRB_OFFICIAL_URL)}
 
-#: Expected files per dataset. The GTSRB values are those of the reference copy this
+#: Expected files per dataset. Size and SHA-256 are those of the reference copy this
 #: project's GTSRB results were computed on (the 32x32 re-packaging of the official
-#: release described in datasets/gtsrb.md, ``SHA256SUMS`` of the shared data folder).
+#: release described in datasets/gtsrb.md). The MD5s are the official release's, as
+#: published with it and used by torchvision's and TensorFlow Datasets' GTSRB loaders.
 FILES: dict[str, tuple[Archive, ...]] = {
     "gtsrb": (
         Archive("GTSRB_Final_Training_Images.zip", 103_021_343,
-                "2198972c41e820707abc5c9938c43157e18e7671f5b521f17b2306d271ed5e4a"),
+                "2198972c41e820707abc5c9938c43157e18e7671f5b521f17b2306d271ed5e4a",
+                "f33fd80ac59bff73c82d25ab499e03a3"),
         Archive("GTSRB_Final_Test_Images.zip", 32_809_380,
-                "c7d31c7b1304f24cf4b1ffad53c6350f2a94167bc2c678030a5ef73f01c18a56"),
+                "c7d31c7b1304f24cf4b1ffad53c6350f2a94167bc2c678030a5ef73f01c18a56",
+                "c7e4e6327067d32654124b0fe9e82185"),
         Archive("GTSRB_Final_Test_GT.zip", 62_461,
-                "2328452d236df0fd9a9bdba4914f632080df075d65fffab710d38aebbe4eb5c9"),
+                "2328452d236df0fd9a9bdba4914f632080df075d65fffab710d38aebbe4eb5c9",
+                "fe31e9c9270bbcd7b84b7f21a9d9d9e5"),
     ),
 }
 
@@ -102,6 +125,16 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_digests(path: str | Path) -> tuple[str, str]:
+    """Hex SHA-256 and MD5 of a file in one pass."""
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            sha.update(chunk)
+            md5.update(chunk)
+    return sha.hexdigest(), md5.hexdigest()
 
 
 class Progress:
@@ -198,7 +231,8 @@ def fetch(url: str, dest: str | Path, archive: Archive, *, progress: bool = True
     resp = _open(url, timeout)
     with resp:
         length = resp.headers.get("Content-Length")
-        if length is not None and length.strip().isdigit() and int(length) != archive.size:
+        if (archive.official_md5 is None and length is not None and length.strip().isdigit()
+                and int(length) != archive.size):
             raise DataError(f"{url} is {int(length)} bytes, expected {archive.size} for "
                             f"{archive.name} (sha256 {archive.sha256}): not the expected file, "
                             "is the base URL right?")
@@ -209,7 +243,7 @@ def fetch(url: str, dest: str | Path, archive: Archive, *, progress: bool = True
             raise DataError(f"cannot write into {dest.parent}: {e.strerror}") from None
         tmp = Path(tmp_name)
         bar = Progress(archive.name, archive.size, stream) if progress else None
-        h = hashlib.sha256()
+        h, md5 = hashlib.sha256(), hashlib.md5()
         try:
             with os.fdopen(fd, "wb") as f, _closing(bar):
                 while True:
@@ -221,21 +255,24 @@ def fetch(url: str, dest: str | Path, archive: Archive, *, progress: bool = True
                     if not chunk:
                         break
                     h.update(chunk)
+                    md5.update(chunk)
                     try:
                         f.write(chunk)
                     except OSError as e:
                         raise DataError(f"cannot write {tmp}: {e.strerror}") from None
                     if bar:
                         bar.update(len(chunk))
-                    if f.tell() > archive.size:
+                    if archive.official_md5 is None and f.tell() > archive.size:
                         raise DataError(f"{url} is larger than the {archive.size} bytes "
                                         f"expected for {archive.name}: not the expected file")
                 f.flush()
                 os.fsync(f.fileno())
+                size = f.tell()
             actual = h.hexdigest()
-            if actual != archive.sha256:
+            if not archive.accepts(size, actual, md5.hexdigest()):
                 raise DataError(f"checksum mismatch for {archive.name} from {url}: expected "
-                                f"sha256 {archive.sha256}, got {actual}; nothing was saved")
+                                f"{archive.expected()}, got {size} bytes, sha256 {actual}, "
+                                f"md5 {md5.hexdigest()}; nothing was saved")
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600
             os.replace(tmp, dest)
         except BaseException:
@@ -287,14 +324,13 @@ def download_dataset(dataset: str, data_dir: str | Path | None, *, url: str | No
         dest = data_dir / archive.name
         if dest.is_file():
             size = dest.stat().st_size
-            actual = sha256_file(dest) if size == archive.size else None
-            if actual != archive.sha256:
-                what = f"sha256 {actual}" if actual else f"{size} bytes"
-                raise DataError(f"{dest} exists but is not the expected file ({what}; expected "
-                                f"{archive.size} bytes, sha256 {archive.sha256}): delete it "
+            sha, md5 = file_digests(dest)
+            if not archive.accepts(size, sha, md5):
+                raise DataError(f"{dest} exists but is not the expected file ({size} bytes, "
+                                f"sha256 {sha}; expected {archive.expected()}): delete it "
                                 "to download it again")
             if log:
-                log(f"{archive.name}: present, sha256 OK")
+                log(f"{archive.name}: present, checksum OK")
             out.append((dest, False))
             continue
         src = urllib.parse.urljoin(base, urllib.parse.quote(archive.name))
@@ -302,7 +338,7 @@ def download_dataset(dataset: str, data_dir: str | Path | None, *, url: str | No
             log(f"downloading {src} ({archive.size / 1e6:.1f} MB) into {data_dir}")
         fetch(src, dest, archive, progress=progress)
         if log:
-            log(f"{archive.name}: {archive.size} bytes, sha256 OK")
+            log(f"{archive.name}: {dest.stat().st_size} bytes, checksum OK")
         out.append((dest, True))
     return out
 

@@ -73,6 +73,9 @@ def dataset_options(args) -> dict:
 
 def train(args) -> Path:
     entry = get_model(args.model)
+    if entry.load_weights is not None:
+        raise UsageError(f"{entry.name} is not trained here: it loads pretrained weights "
+                         "(benchmark.run/convert --weights FILE)")
     hp = dict(entry.train_defaults)
     if args.no_augment:
         hp["augment"] = False

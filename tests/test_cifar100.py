@@ -150,3 +150,9 @@ def test_resnet_without_weights_is_one_line(tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("benchmark.run: error: resnet56 has no shipped weights: pass --weights")
     assert "Traceback" not in r.stderr
+
+
+def test_resnet_is_not_trained_here():
+    r = run_cli("benchmark.train", "--model", "resnet20", "--split", "full")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "resnet20 is not trained here: it loads pretrained weights" in r.stderr

@@ -65,6 +65,9 @@ def _ensure_builtin() -> None:
         from benchmark.models import cifar_resnet
         for entry in cifar_resnet.ENTRIES:
             register_model(entry)
+        from benchmark.models import imagenet
+        for entry in imagenet.ENTRIES:
+            register_model(entry)
 
 
 def get_model(name: str) -> ModelEntry:

@@ -2,6 +2,8 @@
 
 Arrays are written to a temporary directory that is renamed into place, so a
 cache entry is either complete or absent. Images are memory-mapped on load.
+An array too large for memory is built in a :func:`scratch_npy` file and
+handed to :func:`store` as its path, which moves it into the entry.
 """
 
 from __future__ import annotations
@@ -35,15 +37,37 @@ def load(root: Path, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
     return arrays, json.loads((d / "meta.json").read_text())
 
 
-def store(root: Path, key: str, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Write a cache entry atomically and return its directory."""
+def scratch_npy(root: Path, key: str, name: str, shape: tuple[int, ...],
+                dtype) -> tuple[np.memmap, Path]:
+    """A writable memory-mapped ``.npy`` in ``root`` to build the array ``name`` of entry ``key``.
+
+    Pass the returned path (not the array) to :func:`store`, which moves the
+    file into the entry; the caller removes it if the build fails.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f".{key}-{name}-{os.getpid()}.npy"
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape), path
+
+
+def store(root: Path, key: str, arrays: dict[str, np.ndarray | Path], meta: dict) -> Path:
+    """Write a cache entry atomically and return its directory.
+
+    An array given as the path of a ``.npy`` file (see :func:`scratch_npy`;
+    same file system as ``root``) is moved into the entry, and removed if
+    the store fails.
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / key
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
         for name in _ARRAYS:
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]))
+            value = arrays[name]
+            if isinstance(value, (str, Path)):
+                os.replace(value, tmp / f"{name}.npy")
+            else:
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(value))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         if final.exists():  # another process finished first; keep its copy
             shutil.rmtree(tmp)
@@ -51,6 +75,9 @@ def store(root: Path, key: str, arrays: dict[str, np.ndarray], meta: dict) -> Pa
             os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for value in arrays.values():
+            if isinstance(value, (str, Path)):
+                Path(value).unlink(missing_ok=True)
         raise
     return final
 

@@ -13,7 +13,7 @@ from benchmark.datasets import cache
 from benchmark.datasets.base import Dataset
 from benchmark.errors import UsageError
 
-DATASETS = ("carolo-synth", "gtsrb", "cifar100", "imagefolder", "csv")
+DATASETS = ("carolo-synth", "gtsrb", "cifar100", "imagefolder", "csv", "imagenet")
 
 
 def load_dataset(name: str, *, image_size: int = 80, seed: int = 0,
@@ -37,7 +37,8 @@ def load_dataset(name: str, *, image_size: int = 80, seed: int = 0,
         Defaults to :func:`benchmark.paths.cache_root`.
     data_dir : Path, optional
         Where a real dataset's files are (GTSRB: the official archives;
-        imagefolder: the class-folder root; csv: the manifest file).
+        imagefolder: the class-folder root; csv: the manifest file; imagenet:
+        the WordNet id folders of the validation images).
     on_bad_image : {"fail", "skip"}
         Unreadable images stop the load (naming the file) or are skipped and
         listed in ``meta["skipped"]``.
@@ -62,6 +63,10 @@ def load_dataset(name: str, *, image_size: int = 80, seed: int = 0,
                            cache_dir=cache_dir, verbose=verbose, on_bad_image=on_bad_image)
     if name == "cifar100":
         return _load_cifar100(image_size=image_size, options=options, data_dir=data_dir)
+    if name == "imagenet":
+        from benchmark.datasets import imagenet
+        return imagenet.load(data_dir, image_size=image_size, seed=seed, options=options,
+                             cache_dir=cache_dir, verbose=verbose, on_bad_image=on_bad_image)
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
 
 

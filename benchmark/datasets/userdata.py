@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -44,6 +45,8 @@ DEFAULT_HOLDOUT = 0.2
 OPTIONS = {"imagefolder": {"holdout"}, "csv": {"holdout", "class_names"}}
 _SPLIT_WORDS = {"train": "train", "test": "test", "val": "test"}
 _INT = re.compile(r"[+-]?\d+")
+#: :func:`decode` reports progress every this many images
+PROGRESS_EVERY = 1000
 
 
 @dataclass
@@ -75,6 +78,72 @@ def _visible(p: Path, root: Path) -> bool:
     return not any(part.startswith(".") for part in p.relative_to(root).parts)
 
 
+def class_folders(root: Path, *, eval_dirs: tuple[str, ...] = ("test", "val")
+                  ) -> tuple[list[tuple[str, Path]], str, set[str]]:
+    """The parts of a class-folder tree and the union of its class folder names.
+
+    Parameters
+    ----------
+    root : Path
+        An existing folder: ``<class>/`` sub-folders, or ``train/<class>/``
+        plus one of ``eval_dirs`` (the first one present wins).
+    eval_dirs : tuple of str
+        Names of the evaluation folder next to ``train/``, by preference.
+
+    Returns
+    -------
+    parts : list of (part, folder)
+        ``[("", root)]``, or ``[("train", root/train), ("test", root/<eval dir>)]``.
+    layout : str
+        Human-readable description of the layout.
+    classes : set of str
+        Class folder names (anything not starting with ``.``).
+
+    Raises
+    ------
+    DataError
+        An image directly in a part's folder (its class is unknown).
+    """
+    top = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    eval_dir = next((d for d in eval_dirs if d in top), None)
+    if "train" in top and eval_dir is not None:
+        parts = [("train", root / "train"), ("test", root / eval_dir)]
+        layout = f"train/ and {eval_dir}/ folders"
+    else:
+        parts = [("", root)]
+        layout = "class folders"
+    classes: set[str] = set()
+    for _, part_root in parts:
+        for p in sorted(part_root.iterdir()):
+            if p.name.startswith("."):
+                continue
+            if p.is_dir():
+                classes.add(p.name)
+            elif _is_image(p):
+                raise DataError(f"image {p} is not inside a class folder: put it into "
+                                f"{part_root}/<class name>/{p.name}")
+    return parts, layout, classes
+
+
+def folder_items(root: Path, parts: list[tuple[str, Path]], index: dict[str, int]) -> list[Item]:
+    """The images below the class folders ``index`` names, labelled by ``index``.
+
+    Within a part, classes come in ``index`` order and a class's images in
+    sorted path order (any depth; hidden files and folders are ignored).
+    ``Item.rel`` is the path relative to ``root``.
+    """
+    items = []
+    for part, part_root in parts:
+        for cls, label in index.items():
+            folder = part_root / cls
+            if not folder.is_dir():
+                continue
+            files = sorted(p.relative_to(root).as_posix() for p in folder.rglob("*")
+                           if p.is_file() and _is_image(p) and _visible(p, folder))
+            items += [Item(root / rel, str(root / rel), rel, label, part) for rel in files]
+    return items
+
+
 def list_imagefolder(data_dir: str | Path, *, num_classes: int | None = None) -> Listing:
     """Images and labels of a class-folder tree.
 
@@ -96,24 +165,7 @@ def list_imagefolder(data_dir: str | Path, *, num_classes: int | None = None) ->
     if not root.is_dir():
         raise DataError(f"imagefolder data dir {root} is not a folder: put the images into "
                         f"{root}/<class name>/ (one sub-folder per class)")
-    top = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    if "train" in top and ("test" in top or "val" in top):
-        eval_dir = "test" if "test" in top else "val"
-        parts = [("train", root / "train"), ("test", root / eval_dir)]
-        layout = f"train/ and {eval_dir}/ folders"
-    else:
-        parts = [("", root)]
-        layout = "class folders"
-    classes: set[str] = set()
-    for _, part_root in parts:
-        for p in sorted(part_root.iterdir()):
-            if p.name.startswith("."):
-                continue
-            if p.is_dir():
-                classes.add(p.name)
-            elif _is_image(p):
-                raise DataError(f"image {p} is not inside a class folder: imagefolder wants "
-                                f"{part_root}/<class name>/{p.name}")
+    parts, layout, classes = class_folders(root)
     if not classes:
         raise DataError(f"no class folders in {root}: put the images into {root}/<class name>/ "
                         "(or train/<class name>/ and test/<class name>/)")
@@ -122,16 +174,7 @@ def list_imagefolder(data_dir: str | Path, *, num_classes: int | None = None) ->
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         raise DataError(f"{root} has {len(names)} class folders ({shown}) but --num-classes is "
                         f"{num_classes}")
-    index = {n: i for i, n in enumerate(names)}
-    items = []
-    for part, part_root in parts:
-        for cls in names:
-            folder = part_root / cls
-            if not folder.is_dir():
-                continue
-            files = sorted(p.relative_to(root).as_posix() for p in folder.rglob("*")
-                           if p.is_file() and _is_image(p) and _visible(p, folder))
-            items += [Item(root / rel, str(root / rel), rel, index[cls], part) for rel in files]
+    items = folder_items(root, parts, {n: i for i, n in enumerate(names)})
     if not items:
         raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the class folders "
                         f"under {root}")
@@ -307,13 +350,40 @@ def to_rgb(im):
     return im.convert("RGB")
 
 
-def decode(items: list[Item], *, image_size: int, on_bad_image: str = "fail"
+def square_resize(rgb, image_size: int):
+    """The default resize of :func:`decode`: bilinear to ``image_size`` x ``image_size``."""
+    from PIL import Image
+    return rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
+
+
+def decode(items: list[Item], *, image_size: int, on_bad_image: str = "fail",
+           resize: Callable | None = None, out: np.ndarray | None = None,
+           progress: Callable[[int, int], None] | None = None
            ) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, int]]:
-    """Read, convert to RGB and resize (bilinear) every item.
+    """Read, convert to RGB and resize every item.
+
+    Parameters
+    ----------
+    items : list of Item
+    image_size : int
+        Side of the square output images.
+    on_bad_image : {"fail", "skip"}
+    resize : callable, optional
+        ``resize(rgb_image, image_size)`` -> Pillow image of ``image_size`` x
+        ``image_size``; default :func:`square_resize` (bilinear, aspect ratio
+        not kept).
+    out : ndarray of uint8, shape (N, image_size, image_size, 3), optional
+        Where to write the images (e.g. a memory map, so a large set never
+        sits in memory); default a new in-memory array. Rows of skipped
+        images are left as they are.
+    progress : callable, optional
+        ``progress(done, total)``, called every :data:`PROGRESS_EVERY` images
+        and after the last one.
 
     Returns
     -------
     images : ndarray of uint8, shape (N, image_size, image_size, 3)
+        ``out`` when given.
     keep : ndarray of bool, shape (N,)
         False for skipped images.
     skipped : list of str
@@ -327,7 +397,14 @@ def decode(items: list[Item], *, image_size: int, on_bad_image: str = "fail"
         An unreadable image under ``on_bad_image="fail"``, naming the file.
     """
     from PIL import Image
-    images = np.zeros((len(items), image_size, image_size, 3), np.uint8)
+    resize = resize or square_resize
+    shape = (len(items), image_size, image_size, 3)
+    if out is None:
+        images = np.zeros(shape, np.uint8)
+    elif out.shape != shape or out.dtype != np.uint8:
+        raise ValueError(f"out must be uint8 of shape {shape}, got {out.dtype} {out.shape}")
+    else:
+        images = out
     keep = np.ones(len(items), bool)
     skipped: list[str] = []
     modes: Counter = Counter()
@@ -337,8 +414,7 @@ def decode(items: list[Item], *, image_size: int, on_bad_image: str = "fail"
                 im.load()
                 mode = im.mode
                 rgb = to_rgb(im)
-            images[i] = np.asarray(rgb.resize((image_size, image_size),
-                                              Image.Resampling.BILINEAR))
+            images[i] = np.asarray(resize(rgb, image_size))
             modes[mode] += 1
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
             if on_bad_image != "skip":
@@ -346,25 +422,30 @@ def decode(items: list[Item], *, image_size: int, on_bad_image: str = "fail"
                                 "skip unreadable images)") from None
             keep[i] = False
             skipped.append(it.name)
+        if progress is not None and ((i + 1) % PROGRESS_EVERY == 0 or i + 1 == len(items)):
+            progress(i + 1, len(items))
     return images, keep, skipped, dict(sorted(modes.items()))
 
 
-def holdout_mask(items: list[Item], fraction: float) -> np.ndarray:
+def holdout_mask(items: list[Item], fraction: float, *, seed: int | None = None) -> np.ndarray:
     """Class-stratified held-out part: ``round(fraction * n)`` images of each class.
 
-    Within a class the images are ordered by the SHA-256 of their path, so the
-    choice is the same on every run and machine and does not depend on any
-    seed; adding images moves few of the others. A class with at least two
-    images keeps at least one on each side; a single image stays in training.
+    Within a class the images are ordered by the SHA-256 of their path
+    (``Item.rel``; with ``seed``, of ``"<seed>:<path>"``), so the choice is
+    the same on every run and machine, and adding images moves few of the
+    others. A class with at least two images keeps at least one on each
+    side; a single image stays on the side that is not held out.
     """
     held = np.zeros(len(items), bool)
     by_class: dict[int, list[int]] = {}
     for i, it in enumerate(items):
         by_class.setdefault(it.label, []).append(i)
+    prefix = "" if seed is None else f"{seed}:"
     for idx in by_class.values():
         n = len(idx)
         k = 0 if n < 2 else min(max(int(round(fraction * n)), 1), n - 1)
-        order = sorted(idx, key=lambda i: hashlib.sha256(items[i].rel.encode()).hexdigest())
+        order = sorted(idx, key=lambda i: hashlib.sha256(
+            (prefix + items[i].rel).encode()).hexdigest())
         held[order[:k]] = True
     return held
 

@@ -51,13 +51,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="integer type of the int8 model's input and output (default uint8)")
     p.add_argument("--representative-size", type=int, default=None,
                    help="training images used to calibrate activation ranges (default: the "
-                        "model's, 300 for SignNet, 1000 for the CIFAR ResNets)")
+                        "model's: 300 SignNet, 1000 CIFAR ResNets, 500 ImageNet models)")
     p.add_argument("--act-observer", choices=OBSERVERS, default="minmax",
                    help="activation range estimation: minmax (TFLite default), percentile "
                         "(99.99 %%) or mse (histogram, least squared error, the paper's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the representative draw")
-    p.add_argument("--weights", help="pretrained weights (.npz / .pth state dict for the CIFAR "
-                                     "ResNets, or a .keras file)")
+    p.add_argument("--weights", help="pretrained weights: a PyTorch state dict (.npz, .pth) "
+                                     "for the CIFAR ResNets, a Keras .h5/.weights.h5 for "
+                                     "resnet50/mobilenetv2, or a .keras file")
     p.add_argument("--dataset", help="with --weights: calibration dataset (default: the "
                                      "model's, e.g. cifar100)")
     p.add_argument("--data-dir", help="with --weights: the dataset's files")
@@ -198,7 +199,7 @@ def load_pretrained(entry, weights: str | Path):
     weights = Path(weights)
     if not weights.is_file():
         raise DataError(f"weights file not found: {weights}")
-    if weights.suffix == ".keras":
+    if weights.suffix == ".keras" and entry.load_weights is None:
         try:
             return keras.models.load_model(weights, compile=False)
         except (OSError, ValueError) as e:

@@ -58,8 +58,8 @@ def parse_args(argv=None) -> tuple[dict, str | None, bool]:
                    help="also evaluate the int8 model with weights re-quantized to these bit "
                         "widths at 8-bit activations, e.g. 8,7,6,5,4 (variants w8..w4)")
     p.add_argument("--weights", help="pretrained weights to convert and evaluate: a PyTorch "
-                   "state dict (.npz, or .pth with torch installed) for resnet20/32/44/56, or "
-                   "a .keras file")
+                   "state dict (.npz, or .pth with torch installed) for resnet20/32/44/56, a "
+                   "Keras .h5 / .weights.h5 for resnet50/mobilenetv2, or a .keras file")
     p.add_argument("--act-observer", choices=OBSERVERS,
                    help="activation ranges of the int8 model: minmax (TFLite default, the "
                         "shipped models), percentile or mse (the paper's); anything but minmax "
@@ -248,8 +248,8 @@ def prepare_artifacts(cfg: RunConfig, entry, split: str, log):
     root = Path(cfg.model_dir) if cfg.model_dir else models_root()
     artifacts = entry.artifact_dir(split, root)
     if entry.load_weights is not None and not cfg.weights:
-        raise UsageError(f"{entry.name} has no shipped weights: pass --weights FILE (a PyTorch "
-                         "state dict, .npz or .pth, of the CIFAR ResNet layout)")
+        raise UsageError(f"{entry.name} has no shipped weights: pass --weights FILE "
+                         f"({entry.weights_help or 'see README, Pretrained models'})")
     if cfg.weights:
         dataset = cfg.dataset or entry.default_dataset
         ds = _load(cfg, entry, dataset, dict(cfg.dataset_options), cfg.data_dir, log)

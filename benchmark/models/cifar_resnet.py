@@ -197,6 +197,7 @@ def _entry(depth: int) -> ModelEntry:
         preprocess=PixelTransform(scale=1 / 255, mean=CIFAR100_MEAN, std=CIFAR100_STD),
         outputs="logits",
         load_weights=_loader,
+        weights_help="a PyTorch state dict of the CIFAR ResNet layout, .npz or .pth",
         representative_size=1000,
     )
 

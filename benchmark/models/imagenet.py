@@ -192,6 +192,7 @@ RESNET50 = ModelEntry(
     preprocess=PixelTransform(scale=1.0, mean=CAFFE_MEAN_RGB, std=(1.0, 1.0, 1.0)),
     outputs="logits",
     load_weights=_resnet50_weights,
+    weights_help="Keras ImageNet weights, e.g. resnet50_weights_tf_dim_ordering_tf_kernels.h5",
     representative_size=500,
 )
 
@@ -206,6 +207,8 @@ MOBILENETV2 = ModelEntry(
     preprocess=PixelTransform(scale=1 / 127.5, mean=(1.0, 1.0, 1.0), std=(1.0, 1.0, 1.0)),
     outputs="logits",
     load_weights=_mobilenetv2_weights,
+    weights_help="Keras ImageNet weights, e.g. "
+                 "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
     representative_size=500,
 )
 

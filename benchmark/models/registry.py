@@ -33,6 +33,8 @@ class ModelEntry:
     #: ``load_weights(path, keras_model)`` for pretrained weights given with
     #: ``--weights``; None: the model is trained here (``benchmark.train``)
     load_weights: Callable[..., None] | None = None
+    #: what ``--weights`` expects, for error messages
+    weights_help: str = ""
     #: training images used to calibrate the int8 activation ranges (at most)
     representative_size: int = 300
 

@@ -84,7 +84,8 @@ def card_text(entry, split: str, art: Path, res: dict | None) -> str:
         if "agreement" in res:
             lines.append(f"\nfloat and int8 agree on {100 * res['agreement']['top1']:.2f} % of "
                          "top-1 predictions.")
-    lines += ["", "Reproduce: `make models` (needs the `train` extra).", ""]
+    how = "`GTSRB_DIR=path make models`" if tm.get("dataset") == "gtsrb" else "`make models`"
+    lines += ["", f"Reproduce: {how} (needs the `train` extra).", ""]
     return "\n".join(lines)
 
 

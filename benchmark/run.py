@@ -271,7 +271,7 @@ def prepare_artifacts(cfg: RunConfig, entry, split: str, log):
             return artifacts, train_meta, ds
         source = artifacts / f"{entry.name}.keras"
     if not source.is_file():
-        raise DataError(f"model file not found: {source}")
+        raise DataError(f"{'weights' if cfg.weights else 'model'} file not found: {source}")
     return _converted(cfg, entry, split, ds, source, train_meta, log)
 
 

@@ -156,3 +156,13 @@ def test_resnet_is_not_trained_here():
     r = run_cli("benchmark.train", "--model", "resnet20", "--split", "full")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "resnet20 is not trained here: it loads pretrained weights" in r.stderr
+
+
+@pytest.mark.skipif(not CIFAR.is_file(), reason="../shared/data/cifar100 not present")
+def test_missing_weights_file_is_one_line(tmp_path):
+    r = run_cli("benchmark.run", "--model", "resnet20", "--dataset", "cifar100",
+                "--data-dir", CIFAR.parent, "--weights", tmp_path / "nope.npz",
+                "--out", tmp_path / "x")
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == \
+        f"benchmark.run: error: weights file not found: {tmp_path / 'nope.npz'}"

@@ -15,9 +15,60 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
+#: OSErrors that name a file the user gave (or a folder they pointed at): exit code 3.
+USER_FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def _debug() -> bool:
+    return bool(os.environ.get("EDGETPU_BENCH_DEBUG"))
+
+
+def describe_os_error(e: OSError) -> str:
+    """One line naming the file of an :class:`OSError`: ``PATH: No such file or directory``.
+
+    Examples
+    --------
+    >>> describe_os_error(FileNotFoundError(2, "No such file or directory", "/x/m.tflite"))
+    '/x/m.tflite: No such file or directory'
+    >>> describe_os_error(PermissionError("no access"))
+    'no access'
+    """
+    reason = e.strerror or (str(e).splitlines() or [type(e).__name__])[0]
+    if e.filename is None:
+        return reason
+    name = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else f"{e.filename}"
+    return f"{name}: {reason}"
+
+
+def internal_error_line(prog: str, e: BaseException) -> str:
+    """The one line printed for an unexpected exception (a bug, not a user error).
+
+    Examples
+    --------
+    >>> internal_error_line("p", TypeError("bad operand")).split(" (")[0]
+    'p: internal error: TypeError: bad operand'
+    """
+    lines = str(e).strip().splitlines()
+    what = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    return (f"{prog}: internal error: {what} "
+            "(this is a bug; set EDGETPU_BENCH_DEBUG=1 for a traceback)")
+
+
 def main_wrapper(prog: str, main: Callable[[list[str] | None], int],
                  argv: list[str] | None = None) -> int:
-    """Run ``main`` and turn expected failures into ``prog: error: ...`` + exit code."""
+    """Run ``main`` and turn failures into one line on stderr and an exit code.
+
+    - :class:`~benchmark.errors.BenchError` (a user error): ``prog: error: MESSAGE``,
+      its ``exit_code`` (2 usage, 3 data, 4 backend);
+    - an OSError about a file (:data:`USER_FILE_ERRORS`): ``prog: error: FILE: REASON``,
+      exit code 3;
+    - a closed stdout (``| head``): exit code 0; Ctrl-C: exit code 130;
+    - any other exception is a bug: ``prog: internal error: TypeName: message (this is a
+      bug; ...)``, exit code 1.
+
+    With ``EDGETPU_BENCH_DEBUG`` set, OSErrors and bugs are re-raised (full traceback).
+    ``SystemExit`` (argparse's ``--help`` and usage errors) passes through untouched.
+    """
     try:
         return main(argv)
     except BenchError as e:
@@ -31,12 +82,16 @@ def main_wrapper(prog: str, main: Callable[[list[str] | None], int],
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as e:
-        if os.environ.get("EDGETPU_BENCH_DEBUG"):
+    except USER_FILE_ERRORS as e:
+        if _debug():
             raise
-        print(f"{prog}: error: {e} (set EDGETPU_BENCH_DEBUG=1 for a traceback)",
-              file=sys.stderr)
-        return 2
+        print(f"{prog}: error: {describe_os_error(e)}", file=sys.stderr)
+        return 3
+    except Exception as e:
+        if _debug():
+            raise
+        print(internal_error_line(prog, e), file=sys.stderr)
+        return 1
 
 
 def require_tensorflow(what: str):

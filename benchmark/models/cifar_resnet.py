@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.errors import DataError
-from benchmark.models.registry import ModelEntry
+from benchmark.models.base import ModelEntry
 from benchmark.preprocess import PixelTransform
 
 #: Blocks per stage of each depth.
@@ -203,3 +203,4 @@ def _entry(depth: int) -> ModelEntry:
 
 
 ENTRIES = tuple(_entry(d) for d in DEPTHS)
+RESNET20, RESNET32, RESNET44, RESNET56 = ENTRIES

@@ -36,7 +36,7 @@ import zipfile
 from pathlib import Path
 
 from benchmark.errors import DataError
-from benchmark.models.registry import ModelEntry
+from benchmark.models.base import ModelEntry
 from benchmark.preprocess import PixelTransform
 
 INPUT_SIZE = 224

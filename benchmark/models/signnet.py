@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from benchmark.models.registry import ModelEntry
+from benchmark.models.base import ModelEntry
 
 FILTERS = (16, 32, 64, 64)
 DENSE_UNITS = 128

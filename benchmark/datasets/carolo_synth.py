@@ -113,6 +113,25 @@ def session_params(seed: int, session: int) -> dict:
         JSON-serializable mapping of parameter name to float / list of floats / str.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, session, *_SESSION_KEY]))
+    look, camera = _session_camera(rng)
+    return {"look": look, **camera, **_session_palette(rng)}
+
+
+def _look(light: float, temp: float, saturation: float) -> str:
+    """Name of a session's overall look, from its unrounded light, temperature, saturation."""
+    if light < 0.8 and temp > 0.2:
+        return "dusk"
+    if saturation < 0.82:
+        return "overcast"
+    if temp > 0.35:
+        return "warm"
+    if temp < -0.35:
+        return "cool"
+    return "neutral"
+
+
+def _session_camera(rng: np.random.Generator) -> Tuple[str, dict]:
+    """The look and the lighting / optics parameters: the first draws of a session's RNG."""
     temp = rng.uniform(-1.0, 1.0)            # colour temperature: -1 cool .. +1 warm
     light = rng.uniform(0.7, 1.15)
     tint = rng.uniform(-0.04, 0.04)
@@ -125,6 +144,23 @@ def session_params(seed: int, session: int) -> dict:
     blur = rng.uniform(0.0, 0.4)
     motion_p = rng.uniform(0.0, 0.25)
     vignette = rng.uniform(0.0, 0.35)
+    return _look(light, temp, saturation), {
+        "light_level": _r(light),
+        "color_temp": _r(temp),
+        "rgb_gain": [_r(v) for v in gain],
+        "saturation": _r(saturation),
+        "gamma": _r(gamma),
+        "contrast": _r(contrast),
+        "black_level": _r(black),
+        "noise_sigma": _r(noise),
+        "blur_sigma": _r(blur),
+        "motion_blur_prob": _r(motion_p),
+        "vignette": _r(vignette),
+    }
+
+
+def _session_palette(rng: np.random.Generator) -> dict:
+    """Surface colours and sign appearance / camera geometry: the later draws of a session."""
     grey = rng.uniform(0.22, 0.48)
     asphalt = grey + rng.uniform(-0.03, 0.03, 3)
     asphalt_tex = rng.uniform(0.03, 0.1)
@@ -138,29 +174,7 @@ def session_params(seed: int, session: int) -> dict:
     sign_fade = rng.uniform(0.72, 1.0)
     sign_scale = rng.uniform(0.68, 0.8)
     cam_ratio = rng.uniform(1.5, 2.1)
-    if light < 0.8 and temp > 0.2:
-        look = "dusk"
-    elif saturation < 0.82:
-        look = "overcast"
-    elif temp > 0.35:
-        look = "warm"
-    elif temp < -0.35:
-        look = "cool"
-    else:
-        look = "neutral"
     return {
-        "look": look,
-        "light_level": _r(light),
-        "color_temp": _r(temp),
-        "rgb_gain": [_r(v) for v in gain],
-        "saturation": _r(saturation),
-        "gamma": _r(gamma),
-        "contrast": _r(contrast),
-        "black_level": _r(black),
-        "noise_sigma": _r(noise),
-        "blur_sigma": _r(blur),
-        "motion_blur_prob": _r(motion_p),
-        "vignette": _r(vignette),
         "asphalt_rgb": _rgb(asphalt),
         "asphalt_texture": _r(asphalt_tex),
         "paint_rgb": _rgb(paint),
@@ -296,94 +310,151 @@ def _stripes(d, q, r, fill, lw, n=5, spacing=0.085):
                 (c + nx * off + ux * half, c + ny * off + uy * half)], fill=fill, width=lw)
 
 
+def _disc(d, q, f, inset=0.0):
+    """A filled disc on the ``q x q`` sign canvas, ``inset * q`` inside the 2 % margin."""
+    m = 0.02 * q
+    d.ellipse([m + inset * q, m + inset * q, q - m - inset * q, q - m - inset * q], fill=f)
+
+
+def _sign_red_ring(d, cls, q, col, rng):
+    """Speed limits 10..90 and no passing (21): red ring, black content."""
+    red, white, black = col(_RED), col(_WHITE), col(_BLACK)
+    c = q / 2.0
+    _disc(d, q, red)
+    _disc(d, q, white, 0.11)
+    if cls == 21:
+        _car_rear(d, 0.33 * q, 0.5 * q, 0.27 * q, black)
+        _car_rear(d, 0.67 * q, 0.5 * q, 0.27 * q, red)
+    else:
+        _draw_text(d, str((cls - 5) * 10), c, c, 0.46 * q, black)
+
+
+def _sign_end(d, cls, q, col, rng):
+    """End signs (15, 22): white disc, grey content, stripes; 15 draws its number from rng."""
+    white, grey = col(_WHITE), col(_GREY)
+    c = q / 2.0
+    _disc(d, q, grey)
+    _disc(d, q, white, 0.025)
+    dark = col((0.22, 0.22, 0.22))
+    if cls == 15:
+        _draw_text(d, str(int(rng.integers(1, 10)) * 10), c, c, 0.44 * q, dark)
+    else:
+        _car_rear(d, 0.33 * q, 0.5 * q, 0.27 * q, dark)
+        _car_rear(d, 0.67 * q, 0.5 * q, 0.27 * q, dark)
+    _stripes(d, q, 0.455 * q, col((0.6, 0.6, 0.6)), max(1, int(0.025 * q)), n=5,
+             spacing=0.07)
+
+
+def _sign_no_entry(d, cls, q, col, rng):
+    white, red = col(_WHITE), col(_RED)
+    _disc(d, q, white)
+    _disc(d, q, red, 0.02)
+    d.rectangle([0.19 * q, 0.41 * q, 0.81 * q, 0.59 * q], fill=white)
+
+
+def _sign_keep_right(d, cls, q, col, rng):
+    """Pedestrian island (25): blue disc with a white down-right arrow."""
+    white, blue = col(_WHITE), col(_BLUE)
+    _disc(d, q, white)
+    _disc(d, q, blue, 0.025)
+    lw = int(0.11 * q)
+    d.line([(0.27 * q, 0.27 * q), (0.6 * q, 0.6 * q)], fill=white, width=lw)
+    tip = (0.74 * q, 0.74 * q)
+    d.polygon([tip, (0.44 * q, 0.68 * q), (0.68 * q, 0.44 * q)], fill=white)
+
+
+def _pedestrian(d, q, white, black):
+    """The crosswalk pictogram of class 18 on its blue square."""
+    d.polygon([(0.5 * q, 0.12 * q), (0.9 * q, 0.85 * q), (0.1 * q, 0.85 * q)],
+              fill=white)
+    lw = max(1, int(0.045 * q))
+    d.ellipse([0.47 * q, 0.33 * q, 0.57 * q, 0.43 * q], fill=black)
+    d.line([(0.51 * q, 0.45 * q), (0.47 * q, 0.63 * q)], fill=black, width=lw)
+    d.line([(0.37 * q, 0.79 * q), (0.47 * q, 0.63 * q), (0.6 * q, 0.79 * q)],
+           fill=black, width=lw)
+    d.line([(0.38 * q, 0.6 * q), (0.5 * q, 0.5 * q), (0.61 * q, 0.58 * q)],
+           fill=black, width=lw)
+    for k in range(4):
+        x0 = (0.3 + 0.11 * k) * q
+        d.rectangle([x0, 0.8 * q, x0 + 0.06 * q, 0.83 * q], fill=black)
+
+
+def _sign_blue_square(d, cls, q, col, rng):
+    """Pedestrian crossing (18), express way start (19) and end (20)."""
+    red, blue, white, black = col(_RED), col(_BLUE), col(_WHITE), col(_BLACK)
+    m = 0.02 * q
+    d.rounded_rectangle([m, m, q - m, q - m], radius=int(0.08 * q), fill=white)
+    d.rounded_rectangle([m + 0.025 * q, m + 0.025 * q, q - m - 0.025 * q,
+                         q - m - 0.025 * q], radius=int(0.06 * q), fill=blue)
+    if cls == 18:
+        _pedestrian(d, q, white, black)
+    else:
+        _car_side(d, 0.5 * q, 0.52 * q, 0.68 * q, white, blue)
+        if cls == 20:
+            d.line([(0.12 * q, 0.12 * q), (0.88 * q, 0.88 * q)], fill=red,
+                   width=int(0.1 * q))
+
+
+def _sign_slope(d, cls, q, col, rng):
+    """Warning triangles uphill (23) and downhill (24)."""
+    red, white, black = col(_RED), col(_WHITE), col(_BLACK)
+    d.polygon([(0.5 * q, 0.06 * q), (0.98 * q, 0.9 * q), (0.02 * q, 0.9 * q)], fill=red)
+    d.polygon([(0.5 * q, 0.25 * q), (0.82 * q, 0.81 * q), (0.18 * q, 0.81 * q)], fill=white)
+    if cls == 23:
+        d.polygon([(0.3 * q, 0.76 * q), (0.7 * q, 0.76 * q), (0.7 * q, 0.52 * q)],
+                  fill=black)
+    else:
+        d.polygon([(0.3 * q, 0.76 * q), (0.7 * q, 0.76 * q), (0.3 * q, 0.52 * q)],
+                  fill=black)
+
+
+def _sign_chevron(d, cls, q, col, rng):
+    """Chevron boards: sharp turn right (26) and left (27)."""
+    red, white = col(_RED), col(_WHITE)
+    m = 0.02 * q
+    d.rectangle([m, 0.25 * q, q - m, 0.75 * q], fill=white)
+    d.rectangle([m + 0.02 * q, 0.27 * q, q - m - 0.02 * q, 0.73 * q], fill=red)
+    for k in range(3):
+        x = (0.24 + 0.24 * k) * q
+        pts = [(x - 0.08 * q, 0.31 * q), (x + 0.02 * q, 0.31 * q), (x + 0.14 * q, 0.5 * q),
+               (x + 0.02 * q, 0.69 * q), (x - 0.08 * q, 0.69 * q), (x + 0.04 * q, 0.5 * q)]
+        if cls == 27:
+            pts = [(q - px, py) for px, py in pts]
+        d.polygon(pts, fill=white)
+
+
+def _sign_priority(d, cls, q, col, rng):
+    """Priority road (28): yellow diamond."""
+    white, black, yellow = col(_WHITE), col(_BLACK), col(_YELLOW)
+    m = 0.02 * q
+    c = q / 2.0
+    d.polygon([(c, m), (q - m, c), (c, q - m), (m, c)], fill=black)
+    d.polygon([(c, m + 0.02 * q), (q - m - 0.02 * q, c), (c, q - m - 0.02 * q),
+               (m + 0.02 * q, c)], fill=white)
+    d.polygon([(c, 0.2 * q), (0.8 * q, c), (c, 0.8 * q), (0.2 * q, c)], fill=yellow)
+
+
+#: Class ids of each sign family and the function drawing its artwork.
+_SIGN_FAMILIES = (
+    ((*range(6, 15), 21), _sign_red_ring),
+    ((15, 22), _sign_end),
+    ((5,), _sign_no_entry),
+    ((25,), _sign_keep_right),
+    ((18, 19, 20), _sign_blue_square),
+    ((23, 24), _sign_slope),
+    ((26, 27), _sign_chevron),
+    ((28,), _sign_priority),
+)
+
+
 def _draw_sign(cls: int, q: int, col, rng: np.random.Generator) -> Image.Image:
     """Flat sign artwork on a transparent ``q x q`` RGBA canvas."""
     im = Image.new("RGBA", (q, q), (0, 0, 0, 0))
     d = ImageDraw.Draw(im)
-    red, blue, white, black = col(_RED), col(_BLUE), col(_WHITE), col(_BLACK)
-    yellow, grey = col(_YELLOW), col(_GREY)
-    m = 0.02 * q
-
-    def disc(f, inset=0.0):
-        d.ellipse([m + inset * q, m + inset * q, q - m - inset * q, q - m - inset * q], fill=f)
-
-    c = q / 2.0
-    if 6 <= cls <= 14 or cls == 21:          # red ring signs
-        disc(red)
-        disc(white, 0.11)
-        if cls == 21:
-            _car_rear(d, 0.33 * q, 0.5 * q, 0.27 * q, black)
-            _car_rear(d, 0.67 * q, 0.5 * q, 0.27 * q, red)
-        else:
-            _draw_text(d, str((cls - 5) * 10), c, c, 0.46 * q, black)
-    elif cls in (15, 22):                   # end signs: white disc, grey content, stripes
-        disc(grey)
-        disc(white, 0.025)
-        dark = col((0.22, 0.22, 0.22))
-        if cls == 15:
-            _draw_text(d, str(int(rng.integers(1, 10)) * 10), c, c, 0.44 * q, dark)
-        else:
-            _car_rear(d, 0.33 * q, 0.5 * q, 0.27 * q, dark)
-            _car_rear(d, 0.67 * q, 0.5 * q, 0.27 * q, dark)
-        _stripes(d, q, 0.455 * q, col((0.6, 0.6, 0.6)), max(1, int(0.025 * q)), n=5,
-                 spacing=0.07)
-    elif cls == 5:                          # no entry
-        disc(white)
-        disc(red, 0.02)
-        d.rectangle([0.19 * q, 0.41 * q, 0.81 * q, 0.59 * q], fill=white)
-    elif cls == 25:                         # keep right (pedestrian island)
-        disc(white)
-        disc(blue, 0.025)
-        lw = int(0.11 * q)
-        d.line([(0.27 * q, 0.27 * q), (0.6 * q, 0.6 * q)], fill=white, width=lw)
-        tip = (0.74 * q, 0.74 * q)
-        d.polygon([tip, (0.44 * q, 0.68 * q), (0.68 * q, 0.44 * q)], fill=white)
-    elif cls in (18, 19, 20):               # blue squares
-        d.rounded_rectangle([m, m, q - m, q - m], radius=int(0.08 * q), fill=white)
-        d.rounded_rectangle([m + 0.025 * q, m + 0.025 * q, q - m - 0.025 * q,
-                             q - m - 0.025 * q], radius=int(0.06 * q), fill=blue)
-        if cls == 18:
-            d.polygon([(0.5 * q, 0.12 * q), (0.9 * q, 0.85 * q), (0.1 * q, 0.85 * q)],
-                      fill=white)
-            lw = max(1, int(0.045 * q))
-            d.ellipse([0.47 * q, 0.33 * q, 0.57 * q, 0.43 * q], fill=black)
-            d.line([(0.51 * q, 0.45 * q), (0.47 * q, 0.63 * q)], fill=black, width=lw)
-            d.line([(0.37 * q, 0.79 * q), (0.47 * q, 0.63 * q), (0.6 * q, 0.79 * q)],
-                   fill=black, width=lw)
-            d.line([(0.38 * q, 0.6 * q), (0.5 * q, 0.5 * q), (0.61 * q, 0.58 * q)],
-                   fill=black, width=lw)
-            for k in range(4):
-                x0 = (0.3 + 0.11 * k) * q
-                d.rectangle([x0, 0.8 * q, x0 + 0.06 * q, 0.83 * q], fill=black)
-        else:
-            _car_side(d, 0.5 * q, 0.52 * q, 0.68 * q, white, blue)
-            if cls == 20:
-                d.line([(0.12 * q, 0.12 * q), (0.88 * q, 0.88 * q)], fill=red,
-                       width=int(0.1 * q))
-    elif cls in (23, 24):                   # warning triangles (slope)
-        d.polygon([(0.5 * q, 0.06 * q), (0.98 * q, 0.9 * q), (0.02 * q, 0.9 * q)], fill=red)
-        d.polygon([(0.5 * q, 0.25 * q), (0.82 * q, 0.81 * q), (0.18 * q, 0.81 * q)], fill=white)
-        if cls == 23:
-            d.polygon([(0.3 * q, 0.76 * q), (0.7 * q, 0.76 * q), (0.7 * q, 0.52 * q)],
-                      fill=black)
-        else:
-            d.polygon([(0.3 * q, 0.76 * q), (0.7 * q, 0.76 * q), (0.3 * q, 0.52 * q)],
-                      fill=black)
-    elif cls in (26, 27):                   # chevron boards
-        d.rectangle([m, 0.25 * q, q - m, 0.75 * q], fill=white)
-        d.rectangle([m + 0.02 * q, 0.27 * q, q - m - 0.02 * q, 0.73 * q], fill=red)
-        for k in range(3):
-            x = (0.24 + 0.24 * k) * q
-            pts = [(x - 0.08 * q, 0.31 * q), (x + 0.02 * q, 0.31 * q), (x + 0.14 * q, 0.5 * q),
-                   (x + 0.02 * q, 0.69 * q), (x - 0.08 * q, 0.69 * q), (x + 0.04 * q, 0.5 * q)]
-            if cls == 27:
-                pts = [(q - px, py) for px, py in pts]
-            d.polygon(pts, fill=white)
-    elif cls == 28:                         # priority road
-        d.polygon([(c, m), (q - m, c), (c, q - m), (m, c)], fill=black)
-        d.polygon([(c, m + 0.02 * q), (q - m - 0.02 * q, c), (c, q - m - 0.02 * q),
-                   (m + 0.02 * q, c)], fill=white)
-        d.polygon([(c, 0.2 * q), (0.8 * q, c), (c, 0.8 * q), (0.2 * q, c)], fill=yellow)
+    for classes, draw in _SIGN_FAMILIES:
+        if cls in classes:
+            draw(d, cls, q, col, rng)
+            break
     return im
 
 
@@ -456,30 +527,34 @@ _FOCUS = {0: (2.3, 2.0), 1: (2.5, 2.0), 2: (2.5, 2.2), 3: (2.5, 2.05), 4: (2.5, 
           16: (2.9, 2.0), 17: (2.5, 1.8)}
 
 
-def _draw_marking(cls: int, rng: np.random.Generator, p: float) -> Image.Image:
-    """White paint mask ('L') of a marking class (or plain lanes for NO_CLASS)."""
-    im = Image.new("L", (int(_BIRD_W * p), int(_BIRD_H * p)), 0)
-    d = ImageDraw.Draw(im)
-    lw = max(1, int(round(0.05 * p)))
+class _Paint:
+    """White paint on the bird's-eye mask; coordinates in lane units, ``p`` pixels each."""
 
-    def rect(x0, y0, x1, y1):
-        d.rectangle([x0 * p, y0 * p, x1 * p, y1 * p], fill=255)
+    def __init__(self, d: ImageDraw.ImageDraw, p: float):
+        self.d, self.p = d, p
 
-    def poly(pts):
-        d.polygon([(x * p, y * p) for x, y in pts], fill=255)
+    def rect(self, x0, y0, x1, y1):
+        p = self.p
+        self.d.rectangle([x0 * p, y0 * p, x1 * p, y1 * p], fill=255)
 
-    def vline(x, y0, y1, dashed=False, phase=0.0):
+    def poly(self, pts):
+        p = self.p
+        self.d.polygon([(x * p, y * p) for x, y in pts], fill=255)
+
+    def vline(self, x, y0, y1, dashed=False, phase=0.0):
         if not dashed:
-            rect(x - 0.025, y0, x + 0.025, y1)
+            self.rect(x - 0.025, y0, x + 0.025, y1)
             return
         y = y0 - phase
         while y < y1:
             a, b = max(y, y0), min(y + 0.3, y1)
             if b > a:
-                rect(x - 0.025, a, x + 0.025, b)
+                self.rect(x - 0.025, a, x + 0.025, b)
             y += 0.6
 
-    phase = rng.uniform(0, 0.6)
+
+def _lanes(pt: _Paint, cls: int, phase: float) -> None:
+    """Both lane edges and the dashed centre line, interrupted at crossings (0, 17)."""
     gap = (0.0, 0.0)
     if cls == 17:                            # intersection: lanes interrupted
         gap = (1.3, 2.3)
@@ -487,47 +562,82 @@ def _draw_marking(cls: int, rng: np.random.Generator, p: float) -> Image.Image:
         gap = (1.62, 2.38)
     for x, dashed in ((1.0, False), (2.0, True), (3.0, False)):
         if gap[1] > gap[0] and not (cls == 0 and x != 2.0):
-            vline(x, 0.0, gap[0], dashed, phase)
-            vline(x, gap[1], _BIRD_H, dashed, phase)
+            pt.vline(x, 0.0, gap[0], dashed, phase)
+            pt.vline(x, gap[1], _BIRD_H, dashed, phase)
         else:
-            vline(x, 0.0, _BIRD_H, dashed, phase)
-    if cls == 0:                             # zebra crossing
-        x = 1.08
-        while x + 0.12 <= 2.95:
-            rect(x, 1.7, x + 0.12, 2.3)
-            x += 0.24
-    elif cls == 1:                           # stop line
-        rect(2.0, 1.94, 3.0, 2.06)
-    elif cls == 2:                           # give-way line + triangle
-        x = 2.03
-        while x < 2.97:
-            rect(x, 1.96, min(x + 0.1, 2.97), 2.04)
-            x += 0.17
-        poly([(2.28, 2.2), (2.72, 2.2), (2.5, 2.75)])
-        d.polygon([(2.38 * p, 2.27 * p), (2.62 * p, 2.27 * p), (2.5 * p, 2.57 * p)], fill=0)
-    elif cls in (3, 4):                      # turn arrows
-        sgn = 1.0 if cls == 3 else -1.0
-        mx = [(2.5 + sgn * (x - 2.5), y) for x, y in _arc(2.82, 2.0, 0.32, 0.32, 180, 270, 10)]
-        rect(2.45, 2.0, 2.55, 2.6)
-        d.line([(x * p, y * p) for x, y in mx], fill=255, width=int(0.1 * p), joint="curve")
-        hx = 2.5 + sgn * 0.32
-        poly([(hx, 1.53), (hx, 1.83), (hx + sgn * 0.2, 1.68)])
-    elif cls == 16:                          # parking area start: bar + hatched block
-        rect(3.0, 2.1, 3.65, 2.17)
-        rect(3.6, 1.5, 3.65, 2.17)
-        k = 0.0
-        while k < 0.6:
-            d.line([((3.02 + k) * p, 2.1 * p), ((3.02 + k + 0.25) * p, 1.55 * p)], fill=255,
-                   width=lw)
-            k += 0.14
-        rect(3.0, 1.5, 3.65, 1.55)
-    elif cls == 17:                          # crossing road: both edges + its centre line
-        rect(0.0, 2.27, _BIRD_W, 2.33)
-        rect(0.0, 1.27, _BIRD_W, 1.33)
-        x = phase - 0.6
-        while x < _BIRD_W:
-            rect(x, 1.775, x + 0.3, 1.825)
-            x += 0.6
+            pt.vline(x, 0.0, _BIRD_H, dashed, phase)
+
+
+def _mark_zebra(pt: _Paint, cls: int, phase: float) -> None:
+    x = 1.08
+    while x + 0.12 <= 2.95:
+        pt.rect(x, 1.7, x + 0.12, 2.3)
+        x += 0.24
+
+
+def _mark_stop(pt: _Paint, cls: int, phase: float) -> None:
+    pt.rect(2.0, 1.94, 3.0, 2.06)
+
+
+def _mark_give_way(pt: _Paint, cls: int, phase: float) -> None:
+    """Give-way line and the hollow triangle behind it."""
+    p = pt.p
+    x = 2.03
+    while x < 2.97:
+        pt.rect(x, 1.96, min(x + 0.1, 2.97), 2.04)
+        x += 0.17
+    pt.poly([(2.28, 2.2), (2.72, 2.2), (2.5, 2.75)])
+    pt.d.polygon([(2.38 * p, 2.27 * p), (2.62 * p, 2.27 * p), (2.5 * p, 2.57 * p)], fill=0)
+
+
+def _mark_turn_arrow(pt: _Paint, cls: int, phase: float) -> None:
+    """Right (3) or left (4) turn arrow."""
+    p = pt.p
+    sgn = 1.0 if cls == 3 else -1.0
+    mx = [(2.5 + sgn * (x - 2.5), y) for x, y in _arc(2.82, 2.0, 0.32, 0.32, 180, 270, 10)]
+    pt.rect(2.45, 2.0, 2.55, 2.6)
+    pt.d.line([(x * p, y * p) for x, y in mx], fill=255, width=int(0.1 * p), joint="curve")
+    hx = 2.5 + sgn * 0.32
+    pt.poly([(hx, 1.53), (hx, 1.83), (hx + sgn * 0.2, 1.68)])
+
+
+def _mark_parking(pt: _Paint, cls: int, phase: float) -> None:
+    """Parking area start: bar + hatched block."""
+    p = pt.p
+    lw = max(1, int(round(0.05 * p)))
+    pt.rect(3.0, 2.1, 3.65, 2.17)
+    pt.rect(3.6, 1.5, 3.65, 2.17)
+    k = 0.0
+    while k < 0.6:
+        pt.d.line([((3.02 + k) * p, 2.1 * p), ((3.02 + k + 0.25) * p, 1.55 * p)], fill=255,
+                  width=lw)
+        k += 0.14
+    pt.rect(3.0, 1.5, 3.65, 1.55)
+
+
+def _mark_crossing_road(pt: _Paint, cls: int, phase: float) -> None:
+    """Crossing road: both edges + its centre line."""
+    pt.rect(0.0, 2.27, _BIRD_W, 2.33)
+    pt.rect(0.0, 1.27, _BIRD_W, 1.33)
+    x = phase - 0.6
+    while x < _BIRD_W:
+        pt.rect(x, 1.775, x + 0.3, 1.825)
+        x += 0.6
+
+
+#: The marking drawn on top of the lanes, per class id (others: lanes only).
+_MARKING_DRAW = {0: _mark_zebra, 1: _mark_stop, 2: _mark_give_way, 3: _mark_turn_arrow,
+                 4: _mark_turn_arrow, 16: _mark_parking, 17: _mark_crossing_road}
+
+
+def _draw_marking(cls: int, rng: np.random.Generator, p: float) -> Image.Image:
+    """White paint mask ('L') of a marking class (or plain lanes for NO_CLASS)."""
+    im = Image.new("L", (int(_BIRD_W * p), int(_BIRD_H * p)), 0)
+    pt = _Paint(ImageDraw.Draw(im), p)
+    phase = rng.uniform(0, 0.6)
+    _lanes(pt, cls, phase)
+    if cls in _MARKING_DRAW:
+        _MARKING_DRAW[cls](pt, cls, phase)
     return im
 
 
@@ -661,33 +771,52 @@ def render_image(class_id: int, session: int, index: int, spec: SynthSpec) -> np
 def _render(class_id: int, session: int, index: int, spec: SynthSpec, sp: dict) -> np.ndarray:
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, session, class_id, index]))
     size = int(spec.image_size)
-    r = 2 * size
+    img = _scene(class_id, rng, sp, 2 * size)
+    img = _optics(img, rng, sp, size)
+    img = _lighting(img, rng, sp, size)
+    # sensor noise (signal dependent)
+    sig = sp["noise_sigma"] * rng.uniform(0.7, 1.3) / 255.0
+    noise = rng.standard_normal((size, size, 3), dtype=np.float32)
+    img = img + noise * (sig * (0.5 + np.sqrt(img)))
+    return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _scene(class_id: int, rng: np.random.Generator, sp: dict, r: int) -> np.ndarray:
+    """The scene of one image, float RGB (r/2, r/2, 3) in [0, 1], before optics and lighting."""
     kind = CLASS_KINDS[class_id]
     if kind == "background":
         kind = "marking" if rng.random() < 0.5 else "clutter"
     if kind == "marking":
-        img = _road(class_id, rng, sp, r)
-        if rng.random() < 0.35:              # cast shadow
-            sh = Image.new("L", (r, r), 0)
-            pts = [(rng.uniform(-0.2, 1.2) * r, rng.uniform(-0.2, 1.2) * r) for _ in range(5)]
-            ImageDraw.Draw(sh).polygon(pts, fill=255)
-            shm = np.asarray(sh.reduce(2), np.float32) * (rng.uniform(0.2, 0.45) / 255.0)
-            img *= (1.0 - shm)[:, :, None]
-        if rng.random() < 0.12:              # occluding object on the road
-            oc = Image.new("L", (r, r), 0)
-            a = rng.uniform(0, 2 * math.pi)
-            ox, oy = r / 2 + math.cos(a) * r * 0.55, r / 2 + math.sin(a) * r * 0.55
-            rad = rng.uniform(0.15, 0.25) * r
-            ImageDraw.Draw(oc).ellipse([ox - rad, oy - rad, ox + rad, oy + rad], fill=255)
-            om = np.asarray(oc.reduce(2), np.float32)[:, :, None] * (1.0 / 255.0)
-            img += (rng.uniform(0.05, 0.6, 3).astype(np.float32) - img) * om
-    elif kind == "clutter":
+        return _road_scene(class_id, rng, sp, r)
+    if kind == "clutter":
         img = np.asarray(_clutter(rng, sp, r, pole_p=0.5).reduce(2), dtype=np.float32)
         img *= 1.0 / 255.0
-    else:
-        img = _sign_scene(class_id, rng, sp, r)
+        return img
+    return _sign_scene(class_id, rng, sp, r)
 
-    # optics: defocus / motion blur (at output resolution)
+
+def _road_scene(class_id: int, rng: np.random.Generator, sp: dict, r: int) -> np.ndarray:
+    """A road marking with, sometimes, a cast shadow and an occluding object."""
+    img = _road(class_id, rng, sp, r)
+    if rng.random() < 0.35:              # cast shadow
+        sh = Image.new("L", (r, r), 0)
+        pts = [(rng.uniform(-0.2, 1.2) * r, rng.uniform(-0.2, 1.2) * r) for _ in range(5)]
+        ImageDraw.Draw(sh).polygon(pts, fill=255)
+        shm = np.asarray(sh.reduce(2), np.float32) * (rng.uniform(0.2, 0.45) / 255.0)
+        img *= (1.0 - shm)[:, :, None]
+    if rng.random() < 0.12:              # occluding object on the road
+        oc = Image.new("L", (r, r), 0)
+        a = rng.uniform(0, 2 * math.pi)
+        ox, oy = r / 2 + math.cos(a) * r * 0.55, r / 2 + math.sin(a) * r * 0.55
+        rad = rng.uniform(0.15, 0.25) * r
+        ImageDraw.Draw(oc).ellipse([ox - rad, oy - rad, ox + rad, oy + rad], fill=255)
+        om = np.asarray(oc.reduce(2), np.float32)[:, :, None] * (1.0 / 255.0)
+        img += (rng.uniform(0.05, 0.6, 3).astype(np.float32) - img) * om
+    return img
+
+
+def _optics(img: np.ndarray, rng: np.random.Generator, sp: dict, size: int) -> np.ndarray:
+    """Defocus / motion blur (at output resolution)."""
     sigma = sp["blur_sigma"] * rng.uniform(0.5, 1.5)
     if rng.random() < 0.1:
         sigma += rng.uniform(0.2, 0.6)
@@ -701,8 +830,11 @@ def _render(class_id: int, session: int, index: int, spec: SynthSpec, sp: dict) 
         if sigma > 0.2:
             pim = pim.filter(ImageFilter.GaussianBlur(sigma))
         img = np.asarray(pim, dtype=np.float32) * (1.0 / 255.0)
+    return img
 
-    # lighting: exposure, colour cast, directional gradient
+
+def _lighting(img: np.ndarray, rng: np.random.Generator, sp: dict, size: int) -> np.ndarray:
+    """Exposure, colour cast, directional gradient, saturation, contrast, vignette, gamma."""
     gain = np.asarray(sp["rgb_gain"], np.float32) * rng.uniform(0.94, 1.06, 3).astype(np.float32)
     expo = sp["light_level"] * math.exp(rng.uniform(-0.3, 0.3))
     ga = rng.uniform(0, 2 * math.pi)
@@ -717,12 +849,7 @@ def _render(class_id: int, session: int, index: int, spec: SynthSpec, sp: dict) 
     if sp["vignette"] > 0:
         r2 = lin[None, :] ** 2 + lin[:, None] ** 2
         img = img * (1.0 - sp["vignette"] * 2.0 * r2)[:, :, None]
-    img = np.clip(img, 0.0, 1.0) ** (sp["gamma"] * rng.uniform(0.9, 1.1))
-    # sensor noise (signal dependent)
-    sig = sp["noise_sigma"] * rng.uniform(0.7, 1.3) / 255.0
-    noise = rng.standard_normal((size, size, 3), dtype=np.float32)
-    img = img + noise * (sig * (0.5 + np.sqrt(img)))
-    return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(img, 0.0, 1.0) ** (sp["gamma"] * rng.uniform(0.9, 1.1))
 
 
 def render_arrays(spec: SynthSpec,

@@ -8,10 +8,13 @@ or ``tensorflow.lite``), so it needs no TensorFlow when LiteRT is installed.
 from __future__ import annotations
 
 import importlib
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from benchmark.errors import BackendUnavailable, DataError
 
 _SCHEMA_MODULES = (
     "ai_edge_litert.schema_py_generated",
@@ -25,7 +28,7 @@ def load_schema():
 
     Raises
     ------
-    ImportError
+    BackendUnavailable
         When none of the interpreter packages that carry the schema is installed.
     """
     for name in _SCHEMA_MODULES:
@@ -33,9 +36,32 @@ def load_schema():
             return importlib.import_module(name)
         except ImportError:
             continue
-    raise ImportError(
+    raise BackendUnavailable(
         "no TFLite flatbuffer schema found: install ai-edge-litert "
         "(pip install ai-edge-litert) or tensorflow")
+
+
+def _model_bytes(model: str | Path | bytes) -> tuple[bytes, str | None]:
+    """The bytes of a ``.tflite`` (path or bytes) and its file name (None for bytes).
+
+    Raises
+    ------
+    DataError
+        When the file cannot be read or is not a TFLite flatbuffer (naming the file).
+    """
+    name = None
+    if isinstance(model, (str, Path)):
+        name = str(model)
+        try:
+            buf = Path(model).read_bytes()
+        except OSError as e:
+            raise DataError(f"cannot read {name}: {e.strerror or e}") from None
+    else:
+        buf = bytes(model)
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise DataError(f"{name + ': ' if name else ''}not a TFLite flatbuffer "
+                        "(missing 'TFL3' identifier)")
+    return buf, name
 
 
 def _enum_names(enum_cls) -> dict[int, str]:
@@ -106,26 +132,9 @@ class GraphInfo:
         return sum(t.buffer_size for t in self.tensors)
 
 
-def read_graph(model: str | Path | bytes) -> GraphInfo:
-    """Parse a ``.tflite`` file (path or bytes) into a :class:`GraphInfo`.
-
-    Raises
-    ------
-    ValueError
-        If the bytes are not a TFLite flatbuffer.
-    """
-    if isinstance(model, (str, Path)):
-        buf = Path(model).read_bytes()
-    else:
-        buf = bytes(model)
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise ValueError("not a TFLite flatbuffer (missing 'TFL3' identifier)")
-    schema = load_schema()
-    m = schema.Model.GetRootAsModel(buf, 0)
+def _operator_codes(m, schema) -> list[tuple[str, int, str | None]]:
+    """(builtin name, version, custom code) of every entry of the model's operator-code table."""
     op_names = _enum_names(schema.BuiltinOperator)
-    type_names = _enum_names(schema.TensorType)
-    act_names = _enum_names(schema.ActivationFunctionType)
-
     codes = []
     for i in range(m.OperatorCodesLength()):
         c = m.OperatorCodes(i)
@@ -133,41 +142,51 @@ def read_graph(model: str | Path | bytes) -> GraphInfo:
         custom = c.CustomCode()
         codes.append((op_names.get(code, f"UNKNOWN_{code}"), c.Version(),
                       custom.decode() if custom else None))
+    return codes
 
+
+def _tensor_info(m, t, index: int, type_names: dict[int, str]) -> TensorInfo:
+    """One flatbuffer tensor ``t`` of model ``m`` as a :class:`TensorInfo`."""
+    q = t.Quantization()
+    scale = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else np.zeros(0)
+    zp = (q.ZeroPointAsNumpy() if q is not None and q.ZeroPointLength()
+          else np.zeros(0, np.int64))
+    sig = (tuple(int(d) for d in t.ShapeSignatureAsNumpy())
+           if t.ShapeSignatureLength() else None)
+    b = m.Buffers(t.Buffer()) if t.Buffer() < m.BuffersLength() else None
+    size = 0
+    if b is not None:
+        size = b.DataLength() or int(b.Size())
+    return TensorInfo(
+        index=index, name=(t.Name() or b"").decode(errors="replace"),
+        dtype=type_names.get(t.Type(), str(t.Type())),
+        shape=tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else (),
+        shape_signature=sig, scale=np.asarray(scale, np.float64),
+        zero_point=np.asarray(zp, np.int64),
+        quantized_dimension=q.QuantizedDimension() if q is not None else 0,
+        buffer_size=size)
+
+
+def _operator_info(schema, o, index: int, codes, act_names: dict[int, str]) -> OperatorInfo:
+    """One flatbuffer operator ``o`` as an :class:`OperatorInfo`."""
+    name, version, custom = codes[o.OpcodeIndex()]
+    return OperatorInfo(
+        index=index, name=name, version=version,
+        inputs=tuple(int(x) for x in o.InputsAsNumpy()) if o.InputsLength() else (),
+        outputs=tuple(int(x) for x in o.OutputsAsNumpy()) if o.OutputsLength() else (),
+        custom_code=custom,
+        fused_activation=_fused_activation(schema, o, act_names))
+
+
+def _parse_graph(buf: bytes, schema) -> GraphInfo:
+    m = schema.Model.GetRootAsModel(buf, 0)
+    type_names = _enum_names(schema.TensorType)
+    act_names = _enum_names(schema.ActivationFunctionType)
+    codes = _operator_codes(m, schema)
     g = m.Subgraphs(0)
-    tensors = []
-    for i in range(g.TensorsLength()):
-        t = g.Tensors(i)
-        q = t.Quantization()
-        scale = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else np.zeros(0)
-        zp = (q.ZeroPointAsNumpy() if q is not None and q.ZeroPointLength()
-              else np.zeros(0, np.int64))
-        sig = (tuple(int(d) for d in t.ShapeSignatureAsNumpy())
-               if t.ShapeSignatureLength() else None)
-        b = m.Buffers(t.Buffer()) if t.Buffer() < m.BuffersLength() else None
-        size = 0
-        if b is not None:
-            size = b.DataLength() or int(b.Size())
-        tensors.append(TensorInfo(
-            index=i, name=(t.Name() or b"").decode(errors="replace"),
-            dtype=type_names.get(t.Type(), str(t.Type())),
-            shape=tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else (),
-            shape_signature=sig, scale=np.asarray(scale, np.float64),
-            zero_point=np.asarray(zp, np.int64),
-            quantized_dimension=q.QuantizedDimension() if q is not None else 0,
-            buffer_size=size))
-
-    ops = []
-    for i in range(g.OperatorsLength()):
-        o = g.Operators(i)
-        name, version, custom = codes[o.OpcodeIndex()]
-        ops.append(OperatorInfo(
-            index=i, name=name, version=version,
-            inputs=tuple(int(x) for x in o.InputsAsNumpy()) if o.InputsLength() else (),
-            outputs=tuple(int(x) for x in o.OutputsAsNumpy()) if o.OutputsLength() else (),
-            custom_code=custom,
-            fused_activation=_fused_activation(schema, o, act_names)))
-
+    tensors = [_tensor_info(m, g.Tensors(i), i, type_names) for i in range(g.TensorsLength())]
+    ops = [_operator_info(schema, g.Operators(i), i, codes, act_names)
+           for i in range(g.OperatorsLength())]
     desc = m.Description()
     return GraphInfo(
         operators=ops, tensors=tensors,
@@ -175,6 +194,26 @@ def read_graph(model: str | Path | bytes) -> GraphInfo:
         outputs=tuple(int(x) for x in g.OutputsAsNumpy()),
         num_subgraphs=m.SubgraphsLength(),
         description=desc.decode(errors="replace") if desc else "")
+
+
+def read_graph(model: str | Path | bytes) -> GraphInfo:
+    """Parse a ``.tflite`` file (path or bytes) into a :class:`GraphInfo`.
+
+    Raises
+    ------
+    DataError
+        If the file cannot be read, or its bytes are not a TFLite flatbuffer or
+        are truncated/corrupt (the message names the file).
+    BackendUnavailable
+        When no package carrying the flatbuffer schema is installed.
+    """
+    buf, name = _model_bytes(model)
+    schema = load_schema()
+    try:
+        return _parse_graph(buf, schema)
+    except (struct.error, IndexError) as e:  # offsets pointing outside the buffer
+        raise DataError(f"{name + ': ' if name else ''}corrupt TFLite flatbuffer "
+                        f"({type(e).__name__}: {e})") from None
 
 
 _OPTIONS_WITH_ACTIVATION = (
@@ -203,9 +242,7 @@ def _fused_activation(schema, op, act_names) -> str | None:
 
 def unpack_model(model: str | Path | bytes):
     """The flatbuffer's mutable object tree (``schema.ModelT``) and the schema module."""
-    buf = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise ValueError("not a TFLite flatbuffer (missing 'TFL3' identifier)")
+    buf, _ = _model_bytes(model)
     schema = load_schema()
     return schema.ModelT.InitFromPackedBuf(buf, 0), schema
 

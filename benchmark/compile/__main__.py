@@ -257,9 +257,9 @@ def _compile_one(args: argparse.Namespace, model: Path, have_compiler: bool) -> 
     record: dict = {"model": str(model)}
     try:
         predicted = analyze(model)
-    except ValueError as e:
+    except DataError as e:   # not a (readable) TFLite flatbuffer; the message names the file
         if not have_compiler:
-            raise DataError(f"{model}: {e}") from None
+            raise
         predicted = {"source": "analyzer", "error": {"kind": "other", "message": str(e)},
                      "operators": []}
     record["analyzer"] = predicted

@@ -86,29 +86,23 @@ def _op_problem(op, g: GraphInfo) -> tuple[str, str] | None:
     return None
 
 
-def analyze_graph(g: GraphInfo) -> dict:
-    """Predict the compiler's op table for a parsed graph (see module docstring)."""
-    error = None
+def _model_error(g: GraphInfo) -> dict | None:
+    """The model-level refusal the compiler prints (too-new op versions, not quantized)."""
     too_new = [f"{op.name} v{op.version} (compiler 16 parses up to v{MAX_OP_VERSION[op.name]})"
                for op in g.operators
                if op.name in MAX_OP_VERSION and op.version > MAX_OP_VERSION[op.name]]
     quantized = any(t.dtype in _EIGHT_BIT and t.scale.size for t in g.tensors)
     if too_new:
-        error = {"kind": "op_version",
-                 "message": "builtin op versions newer than edgetpu_compiler 16.0 accepts: "
-                            + ", ".join(dict.fromkeys(too_new))}
-    elif not quantized:
-        error = {"kind": "not_quantized", "message": "Model not quantized"}
-    # A -1 in a shape signature (a dynamic batch) is not an op problem by itself: the
-    # tensors have a static shape of 1. What breaks is the SHAPE/STRIDED_SLICE/PACK
-    # chain computing the batch at run time, which the op checks catch.
-    dynamic = [t.name for t in g.tensors if t.is_dynamic]
-    warnings = []
-    if dynamic:
-        warnings.append(f"{len(dynamic)} tensors have a dynamic shape signature (e.g. "
-                        f"{dynamic[0]!r}); the compiler may refuse the model with "
-                        "'dynamic-sized tensors': export with a fixed batch of 1")
+        return {"kind": "op_version",
+                "message": "builtin op versions newer than edgetpu_compiler 16.0 accepts: "
+                           + ", ".join(dict.fromkeys(too_new))}
+    if not quantized:
+        return {"kind": "not_quantized", "message": "Model not quantized"}
+    return None
 
+
+def _op_detail(g: GraphInfo, error: dict | None) -> list[dict]:
+    """Per-op status and reason: one mapped segment, everything after its first CPU op on CPU."""
     detail, started, cut = [], False, None
     for op in g.operators:
         problem = _op_problem(op, g)
@@ -128,16 +122,47 @@ def analyze_graph(g: GraphInfo) -> dict:
             if d["status"] == MAPPED:
                 d["status"], d["reason"] = BAD_TYPE if error["kind"] == "not_quantized" \
                     else BAD_VERSION, error["message"]
+    return detail
 
+
+def _mapped_parameter_bytes(g: GraphInfo, detail: list[dict]) -> int:
+    """Bytes of constant inputs of the ops that map to the Edge TPU."""
+    mapped_idx = {d["index"] for d in detail if d["status"] == MAPPED}
+    return sum(g.tensors[i].buffer_size for op in g.operators if op.index in mapped_idx
+               for i in op.inputs if i >= 0 and g.tensors[i].is_constant)
+
+
+def _first_cpu_op(detail: list[dict]) -> dict | None:
+    """The first op after the mapped segment's start that does not map (None if none)."""
+    mapped_idx = {d["index"] for d in detail if d["status"] == MAPPED}
+    first = next((d for d in detail if d["status"] != MAPPED and mapped_idx and
+                  d["index"] > min(mapped_idx)), None)
+    return None if first is None else {"index": first["index"], "operator": first["operator"],
+                                       "reason": first["reason"]}
+
+
+def analyze_graph(g: GraphInfo) -> dict:
+    """Predict the compiler's op table for a parsed graph (see module docstring)."""
+    error = _model_error(g)
+    # A -1 in a shape signature (a dynamic batch) is not an op problem by itself: the
+    # tensors have a static shape of 1. What breaks is the SHAPE/STRIDED_SLICE/PACK
+    # chain computing the batch at run time, which the op checks catch.
+    dynamic = [t.name for t in g.tensors if t.is_dynamic]
+    warnings = []
+    if dynamic:
+        warnings.append(f"{len(dynamic)} tensors have a dynamic shape signature (e.g. "
+                        f"{dynamic[0]!r}); the compiler may refuse the model with "
+                        "'dynamic-sized tensors': export with a fixed batch of 1")
+    detail = _op_detail(g, error)
     rows: dict[tuple[str, str], int] = {}
     for d in detail:
         rows[(d["operator"], d["status"])] = rows.get((d["operator"], d["status"]), 0) + 1
     on_tpu = sum(d["status"] == MAPPED for d in detail)
-    mapped_idx = {d["index"] for d in detail if d["status"] == MAPPED}
-    params = sum(g.tensors[i].buffer_size for op in g.operators if op.index in mapped_idx
-                 for i in op.inputs if i >= 0 and g.tensors[i].is_constant)
-    first_cpu = next((d for d in detail if d["status"] != MAPPED and on_tpu and
-                      d["index"] > min(mapped_idx)), None)
+    params = _mapped_parameter_bytes(g, detail)
+    if params > ON_CHIP_USABLE_BYTES:
+        warnings.append(f"{params} parameter bytes exceed the ~{ON_CHIP_USABLE_BYTES} usable "
+                        "on-chip cache: the rest is streamed from host memory on every "
+                        "inference")
     return {
         "source": "analyzer",
         "operators": [{"operator": k[0], "count": n, "status": k[1]} for k, n in rows.items()],
@@ -145,15 +170,11 @@ def analyze_graph(g: GraphInfo) -> dict:
         "ops_on_cpu": len(detail) - on_tpu,
         "total_ops": len(detail),
         "subgraphs": 1 if on_tpu else 0,
-        "first_cpu_op": None if first_cpu is None else
-        {"index": first_cpu["index"], "operator": first_cpu["operator"],
-         "reason": first_cpu["reason"]},
+        "first_cpu_op": _first_cpu_op(detail),
         "parameter_bytes_on_tpu": params,
         "fits_on_chip_cache": params <= ON_CHIP_USABLE_BYTES,
         "dynamic_tensors": len(dynamic),
-        "warnings": warnings + ([] if params <= ON_CHIP_USABLE_BYTES else [
-            f"{params} parameter bytes exceed the ~{ON_CHIP_USABLE_BYTES} usable on-chip "
-            "cache: the rest is streamed from host memory on every inference"]),
+        "warnings": warnings,
         "error": error,
         "detail": detail,
     }

@@ -10,15 +10,18 @@ once), its console output is saved as ``<stem>_compile_console.log``, the
 console and ``<stem>_edgetpu.log`` are parsed and merged, and the static
 analyzer's prediction is shown beside it with disagreements flagged. Without
 the compiler the static analyzer alone answers. Results are saved as
-``<out-dir>/<stem>_compile.json``. Exit code 1 when a model fails (or is
-predicted to fail) to compile.
+``<out-dir>/<stem>_compile.json``; the default ``--out-dir`` is a new
+``runs/compile-<UTC timestamp>/`` under the current directory (never the
+model's own folder). Models that share a file name (``a/x.tflite``,
+``b/x.tflite``) get sub-folders named after their folders (``<out-dir>/a/``,
+``<out-dir>/b/``) so that no record overwrites another. Exit code 1 when a
+model fails (or is predicted to fail) to compile.
 
 ``--parse-log`` only parses saved compiler output and prints it as JSON.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -27,29 +30,19 @@ from pathlib import Path
 
 from benchmark.cli import main_wrapper
 from benchmark.compile.analyzer import analyze
+from benchmark.compile.config import COMPILER_DEFAULT_TIMEOUT, CompileConfig
+from benchmark.compile.config import parse_args as _parse_args
 from benchmark.compile.logparse import advice, parse_compiler_files, parse_compiler_output
 from benchmark.errors import BackendUnavailable, DataError, UsageError
 from benchmark.results import atomic_write_bytes, write_json
 
 COMPILER = "edgetpu_compiler"
-#: The compiler's own default for ``-t/--timeout_sec``; passed only when changed, since
-#: compilers before 16.0 do not know the flag.
-COMPILER_DEFAULT_TIMEOUT = 180
 #: Extra seconds the wrapper waits beyond ``--timeout-sec`` before killing the compiler.
 KILL_GRACE_SEC = 60
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    """Parse the command line (see the module docstring).
-
-    Parameters
-    ----------
-    argv : list of str, optional
-        Arguments without the program name; ``sys.argv[1:]`` when None.
-
-    Returns
-    -------
-    argparse.Namespace
+def parse_args(argv=None) -> CompileConfig:
+    """Parse and validate the command line (see the module docstring and :class:`CompileConfig`).
 
     Raises
     ------
@@ -57,36 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         For combinations that make no sense (models together with
         ``--parse-log``/``--console``, non-positive numbers).
     """
-    p = argparse.ArgumentParser(prog="python -m benchmark.compile",
-                                description=__doc__.split("\n")[0])
-    p.add_argument("models", nargs="*", type=Path, metavar="MODEL",
-                   help="int8 .tflite models to compile")
-    p.add_argument("--parse-log", type=Path, metavar="FILE",
-                   help="parse a saved compiler op log (or console output) and print JSON")
-    p.add_argument("--console", type=Path, metavar="FILE",
-                   help="the console output of the same compile, merged with --parse-log")
-    p.add_argument("-o", "--out-dir", type=Path, default=None,
-                   help="where compiled models, logs and JSON go (default: beside each model)")
-    p.add_argument("-m", "--min-runtime-version", type=int, default=None,
-                   help="lowest Edge TPU runtime the model must run on (compiler -m)")
-    p.add_argument("-n", "--num-segments", type=int, default=None,
-                   help="split into N segments for pipelining (compiler -n)")
-    p.add_argument("-a", "--enable-multiple-subgraphs", action="store_true",
-                   help="experimental: map supported ops after a CPU op too (compiler -a)")
-    p.add_argument("-t", "--timeout-sec", type=int, default=COMPILER_DEFAULT_TIMEOUT,
-                   help="compile timeout in seconds (default %(default)s)")
-    p.add_argument("--analyze-only", action="store_true",
-                   help="do not run the compiler even when it is installed")
-    p.add_argument("--json", action="store_true",
-                   help="print each model's record as JSON instead of tables")
-    args = p.parse_args(argv)
-    if args.models and (args.parse_log or args.console):
-        raise UsageError("give models to compile, or --parse-log/--console to parse, not both")
-    for name in ("num_segments", "timeout_sec", "min_runtime_version"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    return args
+    return _parse_args(argv, description=__doc__.split("\n")[0])
 
 
 def _read(path: Path) -> str:
@@ -96,13 +60,13 @@ def _read(path: Path) -> str:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def compiler_command(args: argparse.Namespace, model: Path, out_dir: Path) -> list[str]:
+def compiler_command(args: CompileConfig, model: Path, out_dir: Path) -> list[str]:
     """The ``edgetpu_compiler`` command line for one model.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        Parsed options (:func:`parse_args`).
+    args : CompileConfig
+        The options (:func:`parse_args`).
     model : Path
         The ``.tflite`` model.
     out_dir : Path
@@ -149,13 +113,52 @@ def _run_once(cmd: list[str], timeout_sec: int) -> tuple[str, int | None]:
     return proc.stdout + proc.stderr, proc.returncode
 
 
-def run_compiler(args: argparse.Namespace, model: Path, out_dir: Path) -> dict:
+def _attempts(cmd: list[str], timeout_sec: int, model: Path) -> tuple[list[str], int | None]:
+    """Run the compiler, once more after an internal compiler error; (consoles, last exit code)."""
+    consoles, returncode = [], None
+    for attempt in (1, 2):
+        console, returncode = _run_once(cmd, timeout_sec)
+        consoles.append(console.rstrip("\n") + "\n")
+        parsed = parse_compiler_output(console)
+        if not (parsed["error"] and parsed["error"]["kind"] == "internal_error") or attempt == 2:
+            break
+        print(f"{model.name}: internal compiler error (known to be flaky), retrying once",
+              file=sys.stderr)
+    return consoles, returncode
+
+
+def _settle_outcome(result: dict, returncode: int | None) -> None:
+    """Make ``succeeded``/``error`` agree with the exit code; add advice to an error."""
+    if returncode not in (0, None) and not result["error"]:
+        result["error"] = {"kind": "other", "lines": [],
+                           "message": f"{COMPILER} exited with code {returncode}"}
+        result["succeeded"] = False
+    elif returncode == 0 and result["succeeded"] is None and not result["error"]:
+        result["succeeded"] = result["ops_on_tpu"] is not None
+        if not result["succeeded"]:
+            result["error"] = {"kind": "other", "lines": [],
+                               "message": f"{COMPILER} printed no compile result"}
+    if result["error"] and "advice" not in result["error"]:
+        result["error"]["advice"] = advice(result["error"]["kind"])
+
+
+def _segment_logs(out_dir: Path, model: Path, num_segments: int) -> list[dict]:
+    """Op counts and tables of the ``-n`` segments' op logs."""
+    logs = []
+    for path in sorted(out_dir.glob(f"{model.stem}_segment_*_of_{num_segments}_edgetpu.log")):
+        seg = parse_compiler_output(_read(path))
+        logs.append({"op_log": str(path), "ops_on_tpu": seg["ops_on_tpu"],
+                     "ops_on_cpu": seg["ops_on_cpu"], "operators": seg["operators"]})
+    return logs
+
+
+def run_compiler(args: CompileConfig, model: Path, out_dir: Path) -> dict:
     """Compile one model, retrying an internal compiler error once, and parse the result.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        Parsed options (:func:`parse_args`).
+    args : CompileConfig
+        The options (:func:`parse_args`).
     model : Path
         The ``.tflite`` model.
     out_dir : Path
@@ -175,39 +178,15 @@ def run_compiler(args: argparse.Namespace, model: Path, out_dir: Path) -> dict:
     cmd = compiler_command(args, model, out_dir)
     log_path = out_dir / f"{model.stem}_edgetpu.log"
     before = _file_state(log_path)
-    consoles, returncode = [], None
-    for attempt in (1, 2):
-        console, returncode = _run_once(cmd, args.timeout_sec)
-        consoles.append(console.rstrip("\n") + "\n")
-        parsed = parse_compiler_output(console)
-        if not (parsed["error"] and parsed["error"]["kind"] == "internal_error") or attempt == 2:
-            break
-        print(f"{model.name}: internal compiler error (known to be flaky), retrying once",
-              file=sys.stderr)
+    consoles, returncode = _attempts(cmd, args.timeout_sec, model)
     console_path = out_dir / f"{model.stem}_compile_console.log"
     all_consoles = "".join(consoles)
     atomic_write_bytes(console_path, all_consoles.encode())
     fresh_log = _file_state(log_path) not in (None, before)
     result = parse_compiler_files(all_consoles, _read(log_path) if fresh_log else None)
-    if returncode not in (0, None) and not result["error"]:
-        result["error"] = {"kind": "other", "lines": [],
-                           "message": f"{COMPILER} exited with code {returncode}"}
-        result["succeeded"] = False
-    elif returncode == 0 and result["succeeded"] is None and not result["error"]:
-        result["succeeded"] = result["ops_on_tpu"] is not None
-        if not result["succeeded"]:
-            result["error"] = {"kind": "other", "lines": [],
-                               "message": f"{COMPILER} printed no compile result"}
-    if result["error"] and "advice" not in result["error"]:
-        result["error"]["advice"] = advice(result["error"]["kind"])
+    _settle_outcome(result, returncode)
     if args.num_segments:
-        result["segment_logs"] = []
-        for path in sorted(out_dir.glob(f"{model.stem}_segment_*_of_{args.num_segments}"
-                                        "_edgetpu.log")):
-            seg = parse_compiler_output(_read(path))
-            result["segment_logs"].append({"op_log": str(path), "ops_on_tpu": seg["ops_on_tpu"],
-                                           "ops_on_cpu": seg["ops_on_cpu"],
-                                           "operators": seg["operators"]})
+        result["segment_logs"] = _segment_logs(out_dir, model, args.num_segments)
     result.update(command=cmd, returncode=returncode, attempts_run=len(consoles),
                   console_log=str(console_path), op_log=str(log_path) if fresh_log else None)
     return result
@@ -251,19 +230,62 @@ def print_table(name: str, r: dict) -> None:
         print(f"try: {r['error'].get('advice') or advice(r['error']['kind'])}")
 
 
-def _compile_one(args: argparse.Namespace, model: Path, have_compiler: bool) -> tuple[dict, int]:
-    out_dir = args.out_dir or model.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record: dict = {"model": str(model)}
+def output_dirs(models, out_dir: Path) -> dict[Path, Path]:
+    """Each model's output folder: ``out_dir``, or a sub-folder for models sharing a stem.
+
+    The compiler names its outputs after the model's stem, and so do the
+    records; models with the same stem from different folders get
+    ``out_dir/<the last folders that tell them apart>``. The same file given
+    twice appears once.
+
+    Examples
+    --------
+    >>> d = output_dirs([Path("/m/full/x.tflite"), Path("/m/verification/x.tflite"),
+    ...                  Path("/m/full/y.tflite"), Path("/m/full/x.tflite")], Path("out"))
+    >>> [str(v) for v in d.values()]
+    ['out/full', 'out/verification', 'out']
+    """
+    unique: dict[Path, Path] = {}
+    for m in models:
+        unique.setdefault(Path(m).resolve(), Path(m))
+    by_stem: dict[str, list[Path]] = {}
+    for resolved in unique:
+        by_stem.setdefault(resolved.stem, []).append(resolved)
+    dirs: dict[Path, Path] = {}
+    for resolved in unique:
+        group = by_stem[resolved.stem]
+        dirs[unique[resolved]] = out_dir if len(group) == 1 else \
+            out_dir / _distinguishing_folders(resolved, group)
+    return dirs
+
+
+def _distinguishing_folders(model: Path, group: list[Path]) -> Path:
+    """The fewest trailing parent folders of ``model`` that no other model in ``group`` has."""
+    parents = {m: m.parent.parts[1:] for m in group}   # without the root
+    k = 1
+    while len({p[-k:] for p in parents.values()}) < len(group):
+        k += 1
+    return Path(*parents[model][-k:])
+
+
+def _predict(model: Path, have_compiler: bool) -> dict:
+    """The static analyzer's prediction; an unreadable model fails only without a compiler."""
     try:
-        predicted = analyze(model)
+        return analyze(model)
     except DataError as e:   # not a (readable) TFLite flatbuffer; the message names the file
         if not have_compiler:
             raise
-        predicted = {"source": "analyzer", "error": {"kind": "other", "message": str(e)},
-                     "operators": []}
+        return {"source": "analyzer", "error": {"kind": "other", "message": str(e)},
+                "operators": []}
+
+
+def _compile_one(args: CompileConfig, model: Path, out_dir: Path,
+                 have_compiler: bool) -> tuple[dict, int]:
+    """Compile (or analyze) one model, print it and write ``<out_dir>/<stem>_compile.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record: dict = {"model": str(model)}
+    predicted = _predict(model, have_compiler)
     record["analyzer"] = predicted
-    status = 0
     if have_compiler:
         compiled = run_compiler(args, model, out_dir)
         compiled["analyzer_disagreements"] = compare_with_analyzer(compiled, predicted)
@@ -290,7 +312,7 @@ def _compile_one(args: argparse.Namespace, model: Path, have_compiler: bool) -> 
 def main(argv=None) -> int:
     """Entry point; returns the exit code (see the module docstring)."""
     args = parse_args(argv)
-    if args.parse_log or args.console:
+    if args.parse_only:
         console = _read(args.console) if args.console else None
         log = _read(args.parse_log) if args.parse_log else None
         print(json.dumps(parse_compiler_files(console, log), indent=2))
@@ -304,9 +326,13 @@ def main(argv=None) -> int:
     if not have_compiler and not args.analyze_only:
         print(f"{COMPILER} not found on PATH (it ships in Coral's apt repository, x86-64 Linux "
               "only): showing the static analyzer's prediction", file=sys.stderr)
+    out_dir = args.resolved_out_dir()
+    dirs = output_dirs(args.models, out_dir)
     status = 0
-    for model in args.models:
-        status = max(status, _compile_one(args, model, have_compiler)[1])
+    for model, model_dir in dirs.items():
+        status = max(status, _compile_one(args, model, model_dir, have_compiler)[1])
+    if args.out_dir is None:
+        print(f"records written to {out_dir}/", file=sys.stderr)
     return status
 
 

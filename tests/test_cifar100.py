@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import tarfile
 
@@ -11,9 +10,9 @@ import pytest
 
 from benchmark.datasets import cifar100
 from benchmark.datasets.registry import load_dataset
-from benchmark.errors import DataError
+from benchmark.errors import DataError, UsageError
 
-from conftest import SHARED, run_cli
+from conftest import SHARED, load_predictions, read_results, run_cli
 
 CIFAR = SHARED / "data" / "cifar100" / "cifar100_partial.npz"
 WEIGHTS = SHARED / "models" / "cifar100_resnet"
@@ -86,7 +85,7 @@ def test_resize_and_errors(tmp_path):
                                                 b"fine_labels": [0, 1]}))
     with pytest.raises(DataError, match=r"test: data has shape \(2, 5\)"):
         load_dataset("cifar100", data_dir=folder)
-    with pytest.raises(ValueError, match="cifar100 needs --data-dir"):
+    with pytest.raises(UsageError, match="cifar100 needs --data-dir"):
         load_dataset("cifar100")
 
 
@@ -123,12 +122,12 @@ def test_run_resnet20_on_shared_images(tf, tmp_path):
                 "--device", "cpu", "--out", out, "--no-report", "--quiet",
                 env={"EDGETPU_BENCH_CACHE": str(tmp_path / "cache")})
     assert r.returncode == 0, r.stderr
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out)
     assert res["variants"]["float"]["accuracy"] == pytest.approx(0.6932, abs=6e-4)
     assert res["variants"]["int8"]["accuracy"] > 0.65
     with np.load(CIFAR) as z:
         for v in ("float", "int8"):
-            p = np.load(out / f"predictions_{v}.npz")
+            p = load_predictions(out, v)
             # index = the image's position in the file's test batch
             np.testing.assert_array_equal(p["index"], np.arange(916))
             np.testing.assert_array_equal(p["labels"], z["test_fine_labels"])

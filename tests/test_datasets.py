@@ -8,6 +8,7 @@ import pytest
 from benchmark.datasets import cache
 from benchmark.datasets.base import split_indices
 from benchmark.datasets.registry import load_dataset
+from benchmark.errors import DataError, UsageError
 
 LABELS = np.repeat(np.arange(3), 20)            # 3 classes x 20
 GROUPS = np.tile(np.repeat(np.arange(4), 5), 3)  # 4 sessions per class
@@ -27,9 +28,9 @@ def test_verification_split_keeps_groups_apart():
     train, ev = split_indices(LABELS, GROUPS, "verification", seed=0, verification_groups=(3,))
     assert set(GROUPS[ev]) == {3} and 3 not in set(GROUPS[train])
     assert train.size + ev.size == 60 and np.intersect1d(train, ev).size == 0
-    with pytest.raises(ValueError, match="held-out groups"):
+    with pytest.raises(DataError, match="held-out groups"):
         split_indices(LABELS, GROUPS, "verification", seed=0, verification_groups=(9,))
-    with pytest.raises(ValueError, match="unknown split"):
+    with pytest.raises(UsageError, match="unknown split"):
         split_indices(LABELS, GROUPS, "test", seed=0)
 
 
@@ -59,7 +60,7 @@ def test_registry_renders_once_then_reads_the_cache(tmp_path):
     c = load_dataset("carolo-synth", options=opts, image_size=48, cache_dir=tmp_path,
                      verbose=False)
     assert c.images.shape[1:] == (48, 48, 3) and len(list(tmp_path.iterdir())) == 2
-    with pytest.raises(ValueError, match="unknown carolo-synth option"):
+    with pytest.raises(UsageError, match="unknown carolo-synth option"):
         load_dataset("carolo-synth", options={"sessions": 3}, cache_dir=tmp_path)
-    with pytest.raises(ValueError, match="unknown dataset"):
+    with pytest.raises(UsageError, match="unknown dataset"):
         load_dataset("mnist", cache_dir=tmp_path)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from benchmark.datasets import gtsrb
 from benchmark.datasets.registry import load_dataset
-from benchmark.errors import DataError
+from benchmark.errors import DataError, UsageError
 from conftest import SHARED
 
 REAL = SHARED / "data" / "gtsrb"
@@ -99,7 +99,7 @@ def test_cache_is_reused_and_invalidated_by_preprocessing(tmp_path):
 def test_bad_image_fails_naming_the_file_or_is_skipped(tmp_path):
     bad = "GTSRB/Final_Training/Images/00001/00000_00001.ppm"
     data = make_fixture(tmp_path, bad=bad)
-    with pytest.raises(ValueError, match="cannot read GTSRB image .*00000_00001.ppm"):
+    with pytest.raises(DataError, match="cannot read GTSRB image .*00000_00001.ppm"):
         load_dataset("gtsrb", data_dir=data, image_size=8, cache_dir=tmp_path / "c",
                      verbose=False)
     ds = load_dataset("gtsrb", data_dir=data, image_size=8, cache_dir=tmp_path / "c",
@@ -110,7 +110,7 @@ def test_bad_image_fails_naming_the_file_or_is_skipped(tmp_path):
 def test_missing_data_is_one_clear_error(tmp_path):
     with pytest.raises(DataError, match="put GTSRB_Final_Training_Images.zip"):
         load_dataset("gtsrb", data_dir=tmp_path, cache_dir=tmp_path / "c", verbose=False)
-    with pytest.raises(ValueError, match="needs --data-dir"):
+    with pytest.raises(UsageError, match="needs --data-dir"):
         load_dataset("gtsrb", cache_dir=tmp_path / "c", verbose=False)
 
 

@@ -7,7 +7,6 @@ the three sit at known positions. No ImageNet image is used.
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from PIL import Image
 from benchmark.datasets import imagenet
 from benchmark.datasets.registry import DATASETS, load_dataset
 from benchmark.errors import DataError, UsageError
-from conftest import run_cli
+from conftest import load_predictions, read_results, run_cli
 
 #: 1000 made-up, sorted WordNet ids; the fixture's class folders sit at POSITIONS.
 WNIDS = [f"n{1000000 + 37 * i:08d}" for i in range(1000)]
@@ -241,7 +240,7 @@ def test_errors(tmp_path):
         load(None, tmp_path)
     with pytest.raises(UsageError, match="unknown imagenet option"):
         load(root, tmp_path, options={"holdout": 0.1})
-    with pytest.raises(UsageError, match="--num-classes is for the imagefolder and csv"):
+    with pytest.raises(UsageError, match="--num-classes is for the csv and imagefolder datasets"):
         load(root, tmp_path, num_classes=1000)
 
 
@@ -267,11 +266,11 @@ def test_run_mobilenetv2_on_imagenet_folder(tf, tmp_path):
                 "--no-report", "--quiet", env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     for variant in ("float", "int8"):
-        with np.load(out / f"predictions_{variant}.npz") as z:
-            assert z["probs"].shape == (6, 1000)
-            np.testing.assert_allclose(z["probs"].sum(1), 1, atol=1e-3)
-            assert set(z["labels"].tolist()) <= set(POSITIONS)
-    res = json.loads((out / "results.json").read_text())
+        z = load_predictions(out, variant)
+        assert z["probs"].shape == (6, 1000)
+        np.testing.assert_allclose(z["probs"].sum(1), 1, atol=1e-3)
+        assert set(z["labels"].tolist()) <= set(POSITIONS)
+    res = read_results(out)
     assert res["dataset"] == "imagenet" and res["n_eval"] == 6
     assert res["calibration_images"]["size"] == 3
     assert res["model_source"]["weights"] == str(weights)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 
@@ -12,7 +11,7 @@ from PIL import Image
 
 from benchmark.datasets.registry import DATASETS, load_dataset
 from benchmark.errors import DataError, UsageError
-from conftest import ROOT, run_cli
+from conftest import ROOT, read_results, run_cli
 
 SIZE = (12, 10)  # width, height of the fixture images
 
@@ -311,7 +310,7 @@ def test_cache_hit_and_invalidation(tmp_path):
 
 
 def test_num_classes_is_rejected_for_fixed_datasets(tmp_path):
-    with pytest.raises(UsageError, match="--num-classes is for the imagefolder and csv"):
+    with pytest.raises(UsageError, match="--num-classes is for the csv and imagefolder datasets"):
         load_dataset("gtsrb", data_dir=tmp_path, num_classes=43, cache_dir=tmp_path)
 
 
@@ -342,7 +341,7 @@ def test_cli_evaluates_an_imagefolder(sign_folders, tmp_path):
                 "--data-dir", sign_folders, "--split", "verification", "--device", "cpu",
                 "--out", out, "--no-report", "--cache-dir", tmp_path / "cache", timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out)
     assert res["dataset"] == "imagefolder" and res["n_eval"] == 21 and res["n_train"] == 43
     assert res["class_names"][:3] == ["00", "01", "02"]
     assert set(res["variants"]) == {"float", "int8"}

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchmark.errors import DataError, UsageError
+
 SPLITS = ("full", "verification")
 
 
@@ -82,6 +84,15 @@ def split_indices(labels, groups, split: str, *, seed: int, train_fraction: floa
     by_group : bool
         ``full``: draw ``train_fraction`` of each class's *groups* (so one
         recording track never lands on both sides of a held-out part).
+
+    Raises
+    ------
+    UsageError
+        An unknown split name.
+    DataError
+        ``verification`` when every image, or none, is in a held-out group.
+    ValueError
+        ``train_fraction`` outside (0, 1] (a programming error).
     """
     labels = np.asarray(labels)
     groups = np.asarray(groups)
@@ -106,6 +117,7 @@ def split_indices(labels, groups, split: str, *, seed: int, train_fraction: floa
     if split == "verification":
         held = np.isin(groups, np.asarray(verification_groups, dtype=groups.dtype))
         if not held.any() or held.all():
-            raise ValueError("verification split needs held-out groups on both sides")
+            raise DataError("verification split needs held-out groups on both sides (the data "
+                            "has no images outside, or none inside, the held-out part)")
         return np.flatnonzero(~held).astype(np.int64), np.flatnonzero(held).astype(np.int64)
-    raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")

@@ -25,6 +25,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from benchmark.datasets.entry import DatasetEntry, LoadRequest, option
+
 __all__ = [
     "CLASS_NAMES",
     "CLASS_KINDS",
@@ -34,6 +36,8 @@ __all__ = [
     "session_params",
     "render_image",
     "render_arrays",
+    "SynthOptions",
+    "DATASET",
 ]
 
 #: Bump whenever the rendered pixels change (used as a cache key elsewhere).
@@ -895,3 +899,70 @@ def render_arrays(spec: SynthSpec,
         if progress is not None:
             progress(i, total)
     return images, labels, sessions
+
+
+# --------------------------------------------------------------------------------------------
+# the registered dataset
+# --------------------------------------------------------------------------------------------
+
+def _at_least_one(v: int) -> bool:
+    return v >= 1
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """Options of the ``carolo-synth`` dataset (the size fields of :class:`SynthSpec`)."""
+
+    n_sessions: int = option(SynthSpec.n_sessions, help="number of recording sessions",
+                             check=_at_least_one, rule="an integer >= 1")
+    per_class_per_session: int = option(SynthSpec.per_class_per_session,
+                                        help="images per class per session",
+                                        check=_at_least_one, rule="an integer >= 1")
+
+
+def load_dataset(req: LoadRequest, options: SynthOptions):
+    """The ``carolo-synth`` dataset, rendered once into the cache.
+
+    The cache key is the spec, :data:`RENDERER_VERSION` and the Pillow
+    version (a different Pillow may rasterize edges differently). The last
+    quarter of the sessions (at least one) is the verification split's
+    held-out part.
+    """
+    import dataclasses
+    import sys
+    import time
+
+    import PIL
+
+    from benchmark.datasets import cache
+    from benchmark.datasets.base import Dataset
+
+    spec = SynthSpec(seed=req.seed, image_size=req.image_size, n_sessions=options.n_sessions,
+                     per_class_per_session=options.per_class_per_session)
+    description = {"dataset": "carolo-synth", "renderer_version": RENDERER_VERSION,
+                   "spec": dataclasses.asdict(spec), "pillow": PIL.__version__}
+    key = cache.cache_key(description)
+
+    def render():
+        t0 = time.perf_counter()
+        if req.verbose:
+            print(f"rendering carolo-synth ({spec.n_sessions} sessions x 30 classes x "
+                  f"{spec.per_class_per_session} images, {spec.image_size}px) into "
+                  f"{req.cache_dir / key}", file=sys.stderr)
+        images, labels, sessions = render_arrays(spec)
+        meta = dict(description, cache_key=key, n_images=int(labels.size),
+                    render_seconds=round(time.perf_counter() - t0, 2))
+        return {"images": images, "labels": labels, "groups": sessions}, meta
+
+    arrays, meta = cache.load_or_build(req.cache_dir, key, render)
+    n_held = max(1, spec.n_sessions // 4)
+    held = tuple(range(spec.n_sessions - n_held, spec.n_sessions))
+    return Dataset(name="carolo-synth", images=arrays["images"],
+                   labels=np.asarray(arrays["labels"], np.int64),
+                   groups=np.asarray(arrays["groups"], np.int64),
+                   class_names=tuple(CLASS_NAMES), verification_groups=held, meta=meta)
+
+
+DATASET = DatasetEntry(
+    name="carolo-synth", load=load_dataset, options=SynthOptions,
+    summary="procedural Carolo-Cup style signs and road markings, 30 classes (rendered)")

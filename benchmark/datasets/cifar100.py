@@ -28,6 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.datasets import cache
+from benchmark.datasets.base import Dataset
+from benchmark.datasets.entry import DatasetEntry, LoadRequest, NoOptions
 from benchmark.errors import DataError
 
 LOADER_VERSION = 1
@@ -186,3 +189,40 @@ def write_official_archive(path: Path, parts: dict) -> Path:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return path
+
+
+# --------------------------------------------------------------------------------------------
+# the registered dataset
+# --------------------------------------------------------------------------------------------
+
+def check_source(data_dir: Path, options: NoOptions) -> None:
+    """DataError unless a CIFAR-100 source is at ``data_dir`` (:func:`find_source`; no decoding)."""
+    find_source(data_dir)
+
+
+def load_dataset(req: LoadRequest, options: NoOptions) -> Dataset:
+    """The ``cifar100`` dataset (read in full each time; small enough not to be cached)."""
+    source = find_source(req.data_dir)
+    parts = read(source)
+    a = arrays(parts, image_size=req.image_size)
+    if a["n_train"] == 0:
+        raise DataError(f"{source} has no training images (needed to calibrate "
+                        "the int8 model and for the splits)")
+    description = {"dataset": "cifar100", "loader_version": LOADER_VERSION,
+                   "image_size": req.image_size, "source_file": str(source),
+                   "source": fingerprint(source)}
+    meta = dict(description, cache_key=cache.cache_key(description),
+                n_images=int(a["labels"].size), n_test=a["n_test"], n_train=a["n_train"],
+                layout=f"rows 0..{a['n_test'] - 1} are the test images in file order, rows "
+                       f"{a['n_test']}..{a['n_test'] + a['n_train'] - 1} the training images "
+                       "in file order")
+    return Dataset(name="cifar100", images=a["images"], labels=a["labels"], groups=a["groups"],
+                   class_names=parts["class_names"], verification_groups=(TEST_GROUP,),
+                   meta=meta, train_pool=a["groups"] != TEST_GROUP)
+
+
+DATASET = DatasetEntry(
+    name="cifar100", load=load_dataset,
+    summary="CIFAR-100, 100 classes (the official python release or a .npz of it)",
+    data_dir="cifar-100-python.tar.gz, its extracted folder, or a .npz of it",
+    check_source=check_source)

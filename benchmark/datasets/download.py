@@ -230,12 +230,7 @@ def fetch(url: str, dest: str | Path, archive: Archive, *, progress: bool = True
     dest = Path(dest)
     resp = _open(url, timeout)
     with resp:
-        length = resp.headers.get("Content-Length")
-        if (archive.official_md5 is None and length is not None and length.strip().isdigit()
-                and int(length) != archive.size):
-            raise DataError(f"{url} is {int(length)} bytes, expected {archive.size} for "
-                            f"{archive.name} (sha256 {archive.sha256}): not the expected file, "
-                            "is the base URL right?")
+        _check_length(url, resp.headers.get("Content-Length"), archive)
         try:
             fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part",
                                             dir=dest.parent)
@@ -243,41 +238,55 @@ def fetch(url: str, dest: str | Path, archive: Archive, *, progress: bool = True
             raise DataError(f"cannot write into {dest.parent}: {e.strerror}") from None
         tmp = Path(tmp_name)
         bar = Progress(archive.name, archive.size, stream) if progress else None
-        h, md5 = hashlib.sha256(), hashlib.md5()
         try:
             with os.fdopen(fd, "wb") as f, _closing(bar):
-                while True:
-                    try:
-                        chunk = resp.read(_CHUNK)
-                    except (OSError, http.client.HTTPException) as e:
-                        raise DataError(f"download of {url} broke off after {f.tell()} bytes: "
-                                        f"{e or type(e).__name__}") from None
-                    if not chunk:
-                        break
-                    h.update(chunk)
-                    md5.update(chunk)
-                    try:
-                        f.write(chunk)
-                    except OSError as e:
-                        raise DataError(f"cannot write {tmp}: {e.strerror}") from None
-                    if bar:
-                        bar.update(len(chunk))
-                    if archive.official_md5 is None and f.tell() > archive.size:
-                        raise DataError(f"{url} is larger than the {archive.size} bytes "
-                                        f"expected for {archive.name}: not the expected file")
-                f.flush()
-                os.fsync(f.fileno())
-                size = f.tell()
-            actual = h.hexdigest()
-            if not archive.accepts(size, actual, md5.hexdigest()):
+                size, sha, md5 = _stream(resp, f, url, tmp, archive, bar)
+            if not archive.accepts(size, sha, md5):
                 raise DataError(f"checksum mismatch for {archive.name} from {url}: expected "
-                                f"{archive.expected()}, got {size} bytes, sha256 {actual}, "
-                                f"md5 {md5.hexdigest()}; nothing was saved")
+                                f"{archive.expected()}, got {size} bytes, sha256 {sha}, "
+                                f"md5 {md5}; nothing was saved")
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600
             os.replace(tmp, dest)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+def _check_length(url: str, length: str | None, archive: Archive) -> None:
+    """DataError when the announced length cannot be the (size-pinned) archive."""
+    if (archive.official_md5 is None and length is not None and length.strip().isdigit()
+            and int(length) != archive.size):
+        raise DataError(f"{url} is {int(length)} bytes, expected {archive.size} for "
+                        f"{archive.name} (sha256 {archive.sha256}): not the expected file, "
+                        "is the base URL right?")
+
+
+def _stream(resp, f, url: str, tmp: Path, archive: Archive,
+            bar: Progress | None) -> tuple[int, str, str]:
+    """Copy ``resp`` into the open file ``f`` (synced); its size, SHA-256 and MD5."""
+    h, md5 = hashlib.sha256(), hashlib.md5()
+    while True:
+        try:
+            chunk = resp.read(_CHUNK)
+        except (OSError, http.client.HTTPException) as e:
+            raise DataError(f"download of {url} broke off after {f.tell()} bytes: "
+                            f"{e or type(e).__name__}") from None
+        if not chunk:
+            break
+        h.update(chunk)
+        md5.update(chunk)
+        try:
+            f.write(chunk)
+        except OSError as e:
+            raise DataError(f"cannot write {tmp}: {e.strerror}") from None
+        if bar:
+            bar.update(len(chunk))
+        if archive.official_md5 is None and f.tell() > archive.size:
+            raise DataError(f"{url} is larger than the {archive.size} bytes "
+                            f"expected for {archive.name}: not the expected file")
+    f.flush()
+    os.fsync(f.fileno())
+    return f.tell(), h.hexdigest(), md5.hexdigest()
 
 
 def download_dataset(dataset: str, data_dir: str | Path | None, *, url: str | None = None,
@@ -322,13 +331,7 @@ def download_dataset(dataset: str, data_dir: str | Path | None, *, url: str | No
     out = []
     for archive in FILES[dataset]:
         dest = data_dir / archive.name
-        if dest.is_file():
-            size = dest.stat().st_size
-            sha, md5 = file_digests(dest)
-            if not archive.accepts(size, sha, md5):
-                raise DataError(f"{dest} exists but is not the expected file ({size} bytes, "
-                                f"sha256 {sha}; expected {archive.expected()}): delete it "
-                                "to download it again")
+        if _present(dest, archive):
             if log:
                 log(f"{archive.name}: present, checksum OK")
             out.append((dest, False))
@@ -341,6 +344,19 @@ def download_dataset(dataset: str, data_dir: str | Path | None, *, url: str | No
             log(f"{archive.name}: {dest.stat().st_size} bytes, checksum OK")
         out.append((dest, True))
     return out
+
+
+def _present(dest: Path, archive: Archive) -> bool:
+    """Whether ``dest`` already is ``archive``; DataError when it is another file."""
+    if not dest.is_file():
+        return False
+    size = dest.stat().st_size
+    sha, md5 = file_digests(dest)
+    if not archive.accepts(size, sha, md5):
+        raise DataError(f"{dest} exists but is not the expected file ({size} bytes, "
+                        f"sha256 {sha}; expected {archive.expected()}): delete it "
+                        "to download it again")
+    return True
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from benchmark.datasets import cache
+from benchmark.datasets.base import Dataset
+from benchmark.datasets.entry import DatasetEntry, LoadRequest, option
 from benchmark.errors import DataError
 
 LOADER_VERSION = 1
@@ -145,8 +150,8 @@ def decode(records: list[Record], sources: dict, *, image_size: int, roi_crop: b
                                                  Image.Resampling.BILINEAR))
         except (OSError, KeyError, UnidentifiedImageError, ValueError) as e:
             if on_bad_image != "skip":
-                raise ValueError(f"cannot read GTSRB image {r.member}: {e} "
-                                 "(use --on-bad-image skip to skip unreadable images)") from None
+                raise DataError(f"cannot read GTSRB image {r.member}: {e} "
+                                "(use --on-bad-image skip to skip unreadable images)") from None
             keep[i] = False
             skipped.append(r.member)
     return images, keep, skipped
@@ -175,3 +180,63 @@ def source_fingerprint(data_dir: Path) -> dict:
                     h.update(p.read_bytes())
         out["extracted"] = h.hexdigest()
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# the registered dataset
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GtsrbOptions:
+    """Options of the ``gtsrb`` dataset."""
+
+    roi_crop: bool = option(False, help="crop each image to its annotated ROI before resizing")
+
+
+def check_source(data_dir: Path, options: GtsrbOptions) -> None:
+    """DataError unless ``data_dir`` is a folder (the archives themselves are read on load)."""
+    if not data_dir.is_dir():
+        raise MissingData(f"GTSRB data dir {data_dir} does not exist: {_where(data_dir)}")
+
+
+def load_dataset(req: LoadRequest, options: GtsrbOptions) -> Dataset:
+    """The ``gtsrb`` dataset, decoded through the cache (key: source hashes, size, ROI crop)."""
+    data_dir, image_size, roi_crop = req.data_dir, req.image_size, options.roi_crop
+    try:
+        fingerprint = source_fingerprint(data_dir)
+    except OSError as e:
+        raise MissingData(f"cannot read {data_dir}: {e}") from None
+    description = {"dataset": "gtsrb", "loader_version": LOADER_VERSION,
+                   "image_size": image_size, "roi_crop": roi_crop, "source": fingerprint,
+                   "on_bad_image": req.on_bad_image}
+    key = cache.cache_key(description)
+    root = req.cache_dir
+
+    def build():
+        t0 = time.perf_counter()
+        records, sources = read_records(data_dir)
+        if req.verbose:
+            print(f"decoding {len(records)} GTSRB images ({image_size}px"
+                  f"{', ROI crop' if roi_crop else ''}) into {root / key}", file=sys.stderr)
+        images, keep, skipped = decode(records, sources, image_size=image_size,
+                                       roi_crop=roi_crop, on_bad_image=req.on_bad_image)
+        labels = np.array([r.label for r in records], np.int64)
+        groups = np.array([r.group for r in records], np.int64)
+        meta = dict(description, cache_key=key, n_images=int(keep.sum()), skipped=skipped,
+                    n_train_images=int(sum(r.source == "train" for r in records)),
+                    decode_seconds=round(time.perf_counter() - t0, 2))
+        return {"images": images[keep], "labels": labels[keep], "groups": groups[keep]}, meta
+
+    arrays, meta = cache.load_or_build(root, key, build)
+    groups = np.asarray(arrays["groups"], np.int64)
+    return Dataset(name="gtsrb", images=arrays["images"],
+                   labels=np.asarray(arrays["labels"], np.int64), groups=groups,
+                   class_names=CLASS_NAMES, verification_groups=(TEST_GROUP,),
+                   meta=meta, train_pool=groups != TEST_GROUP, full_split_by_group=True)
+
+
+DATASET = DatasetEntry(
+    name="gtsrb", load=load_dataset, options=GtsrbOptions,
+    summary="German Traffic Sign Recognition Benchmark, 43 classes (official archives)",
+    data_dir="the folder with the official GTSRB archives", check_source=check_source,
+    downloadable=True)

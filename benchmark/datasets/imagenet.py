@@ -44,7 +44,8 @@ import numpy as np
 
 from benchmark.datasets import cache, userdata
 from benchmark.datasets.base import Dataset
-from benchmark.errors import DataError, UsageError
+from benchmark.datasets.entry import DatasetEntry, LoadRequest, NoOptions
+from benchmark.errors import DataError
 
 LOADER_VERSION = 1
 NUM_CLASSES = 1000
@@ -215,43 +216,60 @@ def load(data_dir: str | Path | None, *, image_size: int = 224, seed: int = 0,
         but the calibration share), ``full`` is described in the module
         docstring.
     """
+    from benchmark.datasets.registry import load_dataset
+
+    return load_dataset("imagenet", image_size=image_size, seed=seed, options=options,
+                        cache_dir=cache_dir, verbose=verbose, data_dir=data_dir,
+                        on_bad_image=on_bad_image)
+
+
+# --------------------------------------------------------------------------------------------
+# the registered dataset
+# --------------------------------------------------------------------------------------------
+
+def check_source(data_dir: Path, options: NoOptions) -> None:
+    """DataError unless ``data_dir`` is a folder."""
+    if not data_dir.is_dir():
+        raise DataError(f"imagenet data dir {data_dir} is not a folder: it should hold the "
+                        f"validation images in WordNet id folders ({data_dir}/{_EXAMPLE}/*.JPEG)")
+
+
+def load_dataset(req: LoadRequest, options: NoOptions) -> Dataset:
+    """The ``imagenet`` dataset of ``req``: decoded through the cache, then split."""
     from PIL import __version__ as pillow_version
 
-    from benchmark.paths import cache_root
-
-    if options:
-        raise UsageError(f"unknown imagenet option(s): {', '.join(sorted(options))} (imagenet "
-                         "has none)")
-    if data_dir is None:
-        raise UsageError("imagenet needs --data-dir (the validation images in WordNet id "
-                         "folders, see datasets/imagenet.md)")
-    if on_bad_image not in ("fail", "skip"):
-        raise UsageError(f"on_bad_image must be fail or skip, got {on_bad_image!r}")
-    listing, synsets = list_imagenet(data_dir)
-    items = listing.items
+    image_size = req.image_size
+    listing, synsets = list_imagenet(req.data_dir)
     description = {"dataset": "imagenet", "loader_version": LOADER_VERSION,
                    "image_size": image_size, "resize_shorter_side": shorter_side(image_size),
-                   "crop": "center", "interpolation": "bilinear", "on_bad_image": on_bad_image,
-                   "pillow": pillow_version, "source": userdata.fingerprint(listing)}
+                   "crop": "center", "interpolation": "bilinear",
+                   "on_bad_image": req.on_bad_image, "pillow": pillow_version,
+                   "source": userdata.fingerprint(listing)}
     key = cache.cache_key(description)
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
 
     def build():
         t0 = time.perf_counter()
-        if verbose:
-            print(f"decoding {len(items)} imagenet images (shorter side "
-                  f"{shorter_side(image_size)}, centre {image_size}px crop) from {data_dir} "
-                  f"into {root / key}", file=sys.stderr)
-        arrays, n_kept, skipped, modes = _decode_to_scratch(items, root, key, image_size,
-                                                            on_bad_image, verbose)
-        meta = dict(description, cache_key=key, data_dir=str(data_dir), layout=listing.layout,
-                    explicit_split=listing.explicit_split, class_names=list(synsets.names),
-                    wnids=list(synsets.wnids), class_list=synsets.source,
-                    n_images=n_kept, skipped=skipped, modes=modes,
+        if req.verbose:
+            print(f"decoding {len(listing.items)} imagenet images (shorter side "
+                  f"{shorter_side(image_size)}, centre {image_size}px crop) from "
+                  f"{req.data_dir} into {req.cache_dir / key}", file=sys.stderr)
+        arrays, n_kept, skipped, modes = _decode_to_scratch(
+            listing.items, req.cache_dir, key, image_size, req.on_bad_image, req.verbose)
+        meta = dict(description, cache_key=key, data_dir=str(req.data_dir),
+                    layout=listing.layout, explicit_split=listing.explicit_split,
+                    class_names=list(synsets.names), wnids=list(synsets.wnids),
+                    class_list=synsets.source, n_images=n_kept, skipped=skipped, modes=modes,
                     decode_seconds=round(time.perf_counter() - t0, 2))
         return arrays, meta
 
-    arrays, meta = cache.load_or_build(root, key, build)
+    arrays, meta = cache.load_or_build(req.cache_dir, key, build)
+    return _split_dataset(req, listing, arrays, meta)
+
+
+def _split_dataset(req: LoadRequest, listing: userdata.Listing, arrays: dict,
+                   meta: dict) -> Dataset:
+    """The dataset of the cached arrays, each image in the calibration pool or evaluated."""
+    items, seed = listing.items, req.seed
     item_index = np.asarray(arrays["groups"], np.int64)
     if listing.explicit_split:
         evaluated = np.array([it.part == "test" for it in items], bool)
@@ -265,7 +283,7 @@ def load(data_dir: str | Path | None, *, image_size: int = 224, seed: int = 0,
         what = "calibration" if evaluated.all() else "evaluation"
         hint = ("put images into both" if listing.explicit_split else
                 "give a class folder at least two images, or use train/ and val/")
-        raise DataError(f"{data_dir}: no images for {what} ({rule}): {hint}")
+        raise DataError(f"{req.data_dir}: no images for {what} ({rule}): {hint}")
     groups = np.where(evaluated, EVAL_GROUP, item_index)
     meta = dict(meta, split_rule=rule, n_evaluated=int(evaluated.sum()),
                 n_calibration_pool=int((~evaluated).sum()))
@@ -320,3 +338,10 @@ def _decode_to_scratch(items, root: Path, key: str, image_size: int, on_bad_imag
     labels = np.array([items[i].label for i in kept], np.int64)
     return ({"images": path, "labels": labels, "groups": kept.astype(np.int64)},
             int(kept.size), skipped, modes)
+
+
+DATASET = DatasetEntry(
+    name="imagenet", load=load_dataset,
+    summary="ImageNet (ILSVRC-2012) validation images in WordNet id folders, 1000 classes",
+    data_dir="the validation images in WordNet id folders, see datasets/imagenet.md",
+    check_source=check_source)

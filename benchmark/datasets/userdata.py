@@ -34,6 +34,7 @@ import numpy as np
 
 from benchmark.datasets import cache
 from benchmark.datasets.base import Dataset
+from benchmark.datasets.entry import DatasetEntry, LoadRequest, option
 from benchmark.errors import DataError, UsageError
 
 LOADER_VERSION = 1
@@ -42,7 +43,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".gif")
 #: group of the evaluation part of the ``verification`` split
 TEST_GROUP = -1
 DEFAULT_HOLDOUT = 0.2
-OPTIONS = {"imagefolder": {"holdout"}, "csv": {"holdout", "class_names"}}
 _SPLIT_WORDS = {"train": "train", "test": "test", "val": "test"}
 _INT = re.compile(r"[+-]?\d+")
 #: :func:`decode` reports progress every this many images
@@ -229,15 +229,7 @@ def list_csv(manifest: str | Path, *, num_classes: int | None = None,
         ``num_classes`` — each naming the file and line.
     """
     manifest = Path(manifest)
-    if manifest.is_dir():
-        raise DataError(f"csv dataset: --data-dir must be the manifest file (path,label[,split]),"
-                        f" {manifest} is a folder (for class folders use --dataset imagefolder)")
-    try:
-        text = manifest.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise DataError(f"cannot read manifest {manifest}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"manifest {manifest} is not UTF-8 text: {e.reason}") from None
+    text = _read_manifest(manifest)
     base = manifest.parent
     names = None
     if class_names is not None:
@@ -246,8 +238,35 @@ def list_csv(manifest: str | Path, *, num_classes: int | None = None,
         if num_classes is not None and len(names) != num_classes:
             raise DataError(f"class names file {cn} has {len(names)} names but --num-classes is "
                             f"{num_classes}")
+    rows = _manifest_rows(manifest, text)
+    with_split = [r for r in rows if r[3]]
+    if with_split and len(with_split) != len(rows):
+        line = next(r[0] for r in rows if not r[3])
+        raise DataError(f"{manifest} line {line} has no split but other rows do: give every row "
+                        "a split (train or test) or none")
+    labels, names = _labels(manifest, rows, names, num_classes)
+    return Listing(_manifest_items(manifest, rows, labels), names,
+                   explicit_split=bool(with_split),
+                   layout="manifest with split column" if with_split else "manifest")
+
+
+def _read_manifest(manifest: Path) -> str:
+    """The text of a manifest file; DataError for a folder, a missing file or non-UTF-8."""
+    if manifest.is_dir():
+        raise DataError(f"csv dataset: --data-dir must be the manifest file (path,label[,split]),"
+                        f" {manifest} is a folder (for class folders use --dataset imagefolder)")
+    try:
+        return manifest.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise DataError(f"cannot read manifest {manifest}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"manifest {manifest} is not UTF-8 text: {e.reason}") from None
+
+
+def _manifest_rows(manifest: Path, text: str) -> list[tuple[int, str, str, str]]:
+    """``(line, path, label, part)`` of every image row; the header (if any) sets the columns."""
     cols, header = None, False
-    rows = []  # (line, path, label, split)
+    rows = []
     reader = csv.reader(io.StringIO(text))
     for row in reader:
         line = reader.line_num
@@ -263,24 +282,29 @@ def list_csv(manifest: str | Path, *, num_classes: int | None = None,
             continue
         if cols is None:
             cols = {"path": 0, "label": 1, "split": 2}
-        if len(cells) <= max(cols["path"], cols["label"]) or (not header and len(cells) > 3):
-            raise DataError(f"{manifest} line {line}: expected path,label[,split], got "
-                            f"{','.join(row)!r} (a header row path,label,... allows more columns)")
-        path, label = cells[cols["path"]], cells[cols["label"]]
-        split = cells[cols["split"]] if "split" in cols and cols["split"] < len(cells) else ""
-        if not path or not label:
-            raise DataError(f"{manifest} line {line}: empty path or label")
-        if split and split.lower() not in _SPLIT_WORDS:
-            raise DataError(f"{manifest} line {line}: split {split!r} is not train or test")
-        rows.append((line, path, label, _SPLIT_WORDS.get(split.lower(), "")))
+        rows.append(_manifest_row(manifest, line, row, cells, cols, header))
     if not rows:
         raise DataError(f"manifest {manifest} lists no images (expected rows path,label[,split])")
-    with_split = [r for r in rows if r[3]]
-    if with_split and len(with_split) != len(rows):
-        line = next(r[0] for r in rows if not r[3])
-        raise DataError(f"{manifest} line {line} has no split but other rows do: give every row "
-                        "a split (train or test) or none")
-    labels, names = _labels(manifest, rows, names, num_classes)
+    return rows
+
+
+def _manifest_row(manifest: Path, line: int, row: list[str], cells: list[str], cols: dict,
+                  header: bool) -> tuple[int, str, str, str]:
+    if len(cells) <= max(cols["path"], cols["label"]) or (not header and len(cells) > 3):
+        raise DataError(f"{manifest} line {line}: expected path,label[,split], got "
+                        f"{','.join(row)!r} (a header row path,label,... allows more columns)")
+    path, label = cells[cols["path"]], cells[cols["label"]]
+    split = cells[cols["split"]] if "split" in cols and cols["split"] < len(cells) else ""
+    if not path or not label:
+        raise DataError(f"{manifest} line {line}: empty path or label")
+    if split and split.lower() not in _SPLIT_WORDS:
+        raise DataError(f"{manifest} line {line}: split {split!r} is not train or test")
+    return line, path, label, _SPLIT_WORDS.get(split.lower(), "")
+
+
+def _manifest_items(manifest: Path, rows, labels: list[int]) -> list[Item]:
+    """The manifest rows as items; DataError when one image is listed in both parts."""
+    base = manifest.parent
     items, seen = [], {}
     for (line, path, _, part), label in zip(rows, labels):
         p = Path(path)
@@ -290,8 +314,7 @@ def list_csv(manifest: str | Path, *, num_classes: int | None = None,
             raise DataError(f"{manifest} lists {path} as {seen[key][0]} (line {seen[key][1]}) "
                             f"and as {part} (line {line})")
         items.append(Item(p, str(p), Path(path).as_posix(), label, part))
-    return Listing(items, names, explicit_split=bool(with_split),
-                   layout="manifest with split column" if with_split else "manifest")
+    return items
 
 
 def _labels(manifest: Path, rows, names, num_classes) -> tuple[list[int], tuple[str, ...]]:
@@ -398,23 +421,13 @@ def decode(items: list[Item], *, image_size: int, on_bad_image: str = "fail",
     """
     from PIL import Image
     resize = resize or square_resize
-    shape = (len(items), image_size, image_size, 3)
-    if out is None:
-        images = np.zeros(shape, np.uint8)
-    elif out.shape != shape or out.dtype != np.uint8:
-        raise ValueError(f"out must be uint8 of shape {shape}, got {out.dtype} {out.shape}")
-    else:
-        images = out
+    images = _output_array(out, (len(items), image_size, image_size, 3))
     keep = np.ones(len(items), bool)
     skipped: list[str] = []
     modes: Counter = Counter()
     for i, it in enumerate(items):
         try:
-            with Image.open(it.path) as im:
-                im.load()
-                mode = im.mode
-                rgb = to_rgb(im)
-            images[i] = np.asarray(resize(rgb, image_size))
+            images[i], mode = _decode_one(it.path, image_size, resize)
             modes[mode] += 1
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
             if on_bad_image != "skip":
@@ -425,6 +438,25 @@ def decode(items: list[Item], *, image_size: int, on_bad_image: str = "fail",
         if progress is not None and ((i + 1) % PROGRESS_EVERY == 0 or i + 1 == len(items)):
             progress(i + 1, len(items))
     return images, keep, skipped, dict(sorted(modes.items()))
+
+
+def _decode_one(path: Path, image_size: int, resize: Callable) -> tuple[np.ndarray, str]:
+    """One image as resized 8-bit RGB, and the Pillow mode it came in."""
+    from PIL import Image
+    with Image.open(path) as im:
+        im.load()
+        mode = im.mode
+        rgb = to_rgb(im)
+    return np.asarray(resize(rgb, image_size)), mode
+
+
+def _output_array(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """``out`` when it is uint8 of ``shape`` (ValueError otherwise, a bug), else a new array."""
+    if out is None:
+        return np.zeros(shape, np.uint8)
+    if out.shape != shape or out.dtype != np.uint8:
+        raise ValueError(f"out must be uint8 of shape {shape}, got {out.dtype} {out.shape}")
+    return out
 
 
 def holdout_mask(items: list[Item], fraction: float, *, seed: int | None = None) -> np.ndarray:
@@ -473,6 +505,8 @@ def load(kind: str, data_dir: str | Path | None, *, image_size: int, options: di
          on_bad_image: str = "fail") -> Dataset:
     """Load an ``imagefolder`` or ``csv`` dataset, decoding through the cache.
 
+    The same as ``benchmark.datasets.registry.load_dataset(kind, ...)``.
+
     Parameters
     ----------
     kind : {"imagefolder", "csv"}
@@ -498,61 +532,123 @@ def load(kind: str, data_dir: str | Path | None, *, image_size: int, options: di
         on a seeded 90 % of each class of the training pool (the train part,
         or all images without an explicit split) and evaluates all images.
     """
+    from benchmark.datasets.registry import load_dataset
+
+    if kind not in KINDS:
+        raise UsageError(f"userdata loads {' or '.join(KINDS)}, not {kind!r}")
+    return load_dataset(kind, image_size=image_size, options=options, cache_dir=cache_dir,
+                        verbose=verbose, data_dir=data_dir, on_bad_image=on_bad_image,
+                        num_classes=num_classes)
+
+
+# --------------------------------------------------------------------------------------------
+# the registered datasets
+# --------------------------------------------------------------------------------------------
+
+def _fraction(v: float) -> bool:
+    return 0 < v < 1
+
+
+_HOLDOUT_HELP = "held-out fraction of each class when there is no explicit train/test split"
+
+
+@dataclass(frozen=True)
+class ImageFolderOptions:
+    """Options of the ``imagefolder`` dataset."""
+
+    holdout: float = option(DEFAULT_HOLDOUT, help=_HOLDOUT_HELP, check=_fraction,
+                            rule="a fraction in (0, 1)")
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    """Options of the ``csv`` dataset."""
+
+    holdout: float = option(DEFAULT_HOLDOUT, help=_HOLDOUT_HELP, check=_fraction,
+                            rule="a fraction in (0, 1)")
+    class_names: str | None = option(None, path=True, help="text file of class names, one per "
+                                     "line (relative: to the manifest's folder)")
+
+
+def check_imagefolder(data_dir: Path, options: ImageFolderOptions) -> None:
+    """DataError unless ``data_dir`` is a folder."""
+    if not data_dir.is_dir():
+        raise DataError(f"imagefolder data dir {data_dir} is not a folder: put the images into "
+                        f"{data_dir}/<class name>/ (one sub-folder per class)")
+
+
+def check_csv(manifest: Path, options: CsvOptions) -> None:
+    """DataError unless ``manifest`` is a file and the class names file (if any) exists."""
+    if manifest.is_dir():
+        _read_manifest(manifest)  # raises the folder message
+    if not manifest.is_file():
+        raise DataError(f"cannot read manifest {manifest}: No such file or directory")
+    if options.class_names is not None:
+        cn = Path(options.class_names)
+        cn = cn if cn.is_absolute() else manifest.parent / cn
+        if not cn.is_file():
+            raise DataError(f"cannot read class names file {cn}: No such file or directory")
+
+
+def _listing(req: LoadRequest, options) -> Listing:
+    if req.name == "imagefolder":
+        return list_imagefolder(req.data_dir, num_classes=req.num_classes)
+    return list_csv(req.data_dir, num_classes=req.num_classes, class_names=options.class_names)
+
+
+def load_dataset(req: LoadRequest, options) -> Dataset:
+    """The ``imagefolder`` or ``csv`` dataset of ``req``, decoded through the cache."""
     from PIL import __version__ as pillow_version
 
-    from benchmark.paths import cache_root
-
-    unknown = set(options) - OPTIONS[kind]
-    if unknown:
-        raise UsageError(f"unknown {kind} option(s): {', '.join(sorted(unknown))} "
-                         f"(known: {', '.join(sorted(OPTIONS[kind]))})")
-    if data_dir is None:
-        what = "a folder with one sub-folder per class" if kind == "imagefolder" else \
-            "the manifest file path,label[,split]"
-        raise UsageError(f"{kind} needs --data-dir ({what})")
-    if on_bad_image not in ("fail", "skip"):
-        raise UsageError(f"on_bad_image must be fail or skip, got {on_bad_image!r}")
-    holdout = options.get("holdout", DEFAULT_HOLDOUT)
-    if not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
-        raise UsageError(f"{kind} option holdout must be a fraction in (0, 1), got {holdout!r}")
-    if kind == "imagefolder":
-        listing = list_imagefolder(data_dir, num_classes=num_classes)
-    else:
-        listing = list_csv(data_dir, num_classes=num_classes,
-                           class_names=options.get("class_names"))
-    description = {"dataset": kind, "loader_version": LOADER_VERSION, "image_size": image_size,
-                   "on_bad_image": on_bad_image, "holdout": holdout, "pillow": pillow_version,
+    listing = _listing(req, options)
+    description = {"dataset": req.name, "loader_version": LOADER_VERSION,
+                   "image_size": req.image_size, "on_bad_image": req.on_bad_image,
+                   "holdout": options.holdout, "pillow": pillow_version,
                    "source": fingerprint(listing)}
     key = cache.cache_key(description)
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
-
-    def build():
-        t0 = time.perf_counter()
-        items = listing.items
-        if verbose:
-            print(f"decoding {len(items)} {kind} images ({image_size}px) from {data_dir} into "
-                  f"{root / key}", file=sys.stderr)
-        images, keep, skipped, modes = decode(items, image_size=image_size,
-                                              on_bad_image=on_bad_image)
-        if not keep.any():
-            raise DataError(f"none of the {len(items)} images under {data_dir} is readable")
-        labels = np.array([it.label for it in items], np.int64)
-        if listing.explicit_split:
-            test = np.array([it.part == "test" for it in items], bool)
-        else:
-            test = holdout_mask(items, holdout)
-        groups = np.where(test, TEST_GROUP, np.arange(len(items))).astype(np.int64)
-        meta = dict(description, cache_key=key, data_dir=str(data_dir), layout=listing.layout,
-                    explicit_split=listing.explicit_split, class_names=list(listing.class_names),
-                    n_images=int(keep.sum()), n_test=int((test & keep).sum()),
-                    skipped=skipped, modes=modes,
-                    decode_seconds=round(time.perf_counter() - t0, 2))
-        return {"images": images[keep], "labels": labels[keep], "groups": groups[keep]}, meta
-
-    arrays, meta = cache.load_or_build(root, key, build)
+    arrays, meta = cache.load_or_build(
+        req.cache_dir, key, lambda: _build(req, listing, options.holdout, description, key))
     groups = np.asarray(arrays["groups"], np.int64)
-    return Dataset(name=kind, images=arrays["images"],
+    return Dataset(name=req.name, images=arrays["images"],
                    labels=np.asarray(arrays["labels"], np.int64), groups=groups,
                    class_names=tuple(meta["class_names"]), verification_groups=(TEST_GROUP,),
                    meta=meta, train_pool=(groups != TEST_GROUP) if meta["explicit_split"]
                    else None)
+
+
+def _build(req: LoadRequest, listing: Listing, holdout: float, description: dict, key: str):
+    """Decode the images of ``listing``: the arrays and meta of its cache entry."""
+    t0 = time.perf_counter()
+    items = listing.items
+    if req.verbose:
+        print(f"decoding {len(items)} {req.name} images ({req.image_size}px) from "
+              f"{req.data_dir} into {req.cache_dir / key}", file=sys.stderr)
+    images, keep, skipped, modes = decode(items, image_size=req.image_size,
+                                          on_bad_image=req.on_bad_image)
+    if not keep.any():
+        raise DataError(f"none of the {len(items)} images under {req.data_dir} is readable")
+    labels = np.array([it.label for it in items], np.int64)
+    if listing.explicit_split:
+        test = np.array([it.part == "test" for it in items], bool)
+    else:
+        test = holdout_mask(items, holdout)
+    groups = np.where(test, TEST_GROUP, np.arange(len(items))).astype(np.int64)
+    meta = dict(description, cache_key=key, data_dir=str(req.data_dir), layout=listing.layout,
+                explicit_split=listing.explicit_split, class_names=list(listing.class_names),
+                n_images=int(keep.sum()), n_test=int((test & keep).sum()),
+                skipped=skipped, modes=modes,
+                decode_seconds=round(time.perf_counter() - t0, 2))
+    return {"images": images[keep], "labels": labels[keep], "groups": groups[keep]}, meta
+
+
+IMAGEFOLDER = DatasetEntry(
+    name="imagefolder", load=load_dataset, options=ImageFolderOptions,
+    summary="your images, one sub-folder per class (see datasets/userdata.md)",
+    data_dir="a folder with one sub-folder per class", check_source=check_imagefolder,
+    variable_classes=True)
+
+CSV = DatasetEntry(
+    name="csv", load=load_dataset, options=CsvOptions,
+    summary="your images listed in a manifest path,label[,split] (see datasets/userdata.md)",
+    data_dir="the manifest file path,label[,split]", check_source=check_csv,
+    variable_classes=True)

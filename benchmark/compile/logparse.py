@@ -234,6 +234,25 @@ def _empty_result() -> dict:
             "error": None, "succeeded": None, "warnings": []}
 
 
+def _match_figures(s: str, r: dict, printed: dict, seen: dict) -> None:
+    """Record the sizes, counts and model paths one console/op-log line prints."""
+    for key, pat in _SIZES.items():
+        m = pat.match(s)
+        if m:
+            r[key] = to_bytes(m.group(1), m.group(2))
+            seen["console"] = True
+    for key, pat in _INTS.items():
+        m = pat.match(s)
+        if m:
+            (printed if key.startswith("printed_") else r)[key] = int(m.group(1))
+            seen["console"] = True
+    for key, pat in _PATHS.items():
+        m = pat.match(s)
+        if m:
+            r[key] = m.group(1).strip()
+            seen["console" if " model:" in s else "oplog"] = True
+
+
 def _parse_block(lines: list[str]) -> tuple[dict, bool]:
     """Parse one attempt; returns (result, whether the block held any compiler output)."""
     r = _empty_result()
@@ -261,21 +280,7 @@ def _parse_block(lines: list[str]) -> tuple[dict, bool]:
                 r["truncated_table"] = True
                 continue
             in_table = False
-        for key, pat in _SIZES.items():
-            m = pat.match(s)
-            if m:
-                r[key] = to_bytes(m.group(1), m.group(2))
-                seen["console"] = True
-        for key, pat in _INTS.items():
-            m = pat.match(s)
-            if m:
-                (printed if key.startswith("printed_") else r)[key] = int(m.group(1))
-                seen["console"] = True
-        for key, pat in _PATHS.items():
-            m = pat.match(s)
-            if m:
-                r[key] = m.group(1).strip()
-                seen["console" if " model:" in s else "oplog"] = True
+        _match_figures(s, r, printed, seen)
         if _SUCCESS.match(s) or s.startswith((_NOT_ALL, "Operation log:", "See the operation")):
             seen["console"] = True
             seen["success"] = seen["success"] or bool(_SUCCESS.match(s))
@@ -382,12 +387,22 @@ def parse_compiler_output(text: str) -> dict:
     parsed = [_parse_block(b) for b in _split_blocks(_unwrap(text))]
     blocks = [r for r, meaningful in parsed if meaningful]
     if not blocks:
-        r = _empty_result()
-        r.update(error={"kind": "other", "message": "no edgetpu_compiler output found",
-                        "lines": [], "advice": advice("other")},
-                 succeeded=False, runs=0, attempts=[], internal_error_seen=False,
-                 flaky_internal_error=False)
-        return _ordered(r)
+        return _ordered(_no_output_result())
+    return _ordered(_combine_blocks(blocks))
+
+
+def _no_output_result() -> dict:
+    """The result for a text with no compiler output at all."""
+    r = _empty_result()
+    r.update(error={"kind": "other", "message": "no edgetpu_compiler output found",
+                    "lines": [], "advice": advice("other")},
+             succeeded=False, runs=0, attempts=[], internal_error_seen=False,
+             flaky_internal_error=False)
+    return r
+
+
+def _combine_blocks(blocks: list[dict]) -> dict:
+    """One result from the parsed attempts (see :func:`parse_compiler_output`)."""
     last = blocks[-1]
     complete = [r for r in blocks if r["ops_on_tpu"] is not None]
     result = dict(complete[-1] if complete else last)
@@ -404,7 +419,7 @@ def parse_compiler_output(text: str) -> dict:
     result["flaky_internal_error"] = internal and any(r["succeeded"] for r in blocks)
     if result["error"]:
         result["error"] = dict(result["error"], advice=advice(result["error"]["kind"]))
-    return _ordered(result)
+    return result
 
 
 def _ordered(r: dict) -> dict:
@@ -465,6 +480,18 @@ def parse_compiler_files(console_text: str | None = None, log_text: str | None =
     disagreements: list[str] = []
     if log["kind"] != "op-log":
         disagreements.append("the op log text does not look like an op log")
+    _merge_table(merged, con, log, disagreements)
+    if con["succeeded"] is False and not con["flaky_internal_error"]:
+        disagreements.append("the console reports a failed compile but an op log was given "
+                             "(probably from an earlier compile)")
+    _merge_counts(merged, con, log, disagreements)
+    _merge_identity(merged, con, log, disagreements)
+    merged["disagreements"] = disagreements
+    return merged
+
+
+def _merge_table(merged: dict, con: dict, log: dict, disagreements: list[str]) -> None:
+    """Take the op log's table when the console printed none or a truncated one."""
     if (not con["operators"] or con["truncated_table"]) and log["operators"]:
         if con["truncated_table"] and (_rows(con["operators"], unmapped_only=True)
                                        != _rows(log["operators"], unmapped_only=True)):
@@ -475,9 +502,10 @@ def parse_compiler_files(console_text: str | None = None, log_text: str | None =
     elif (con["operators"] and log["operators"]
           and _rows(con["operators"]) != _rows(log["operators"])):
         disagreements.append("the console's operator table differs from the op log's")
-    if con["succeeded"] is False and not con["flaky_internal_error"]:
-        disagreements.append("the console reports a failed compile but an op log was given "
-                             "(probably from an earlier compile)")
+
+
+def _merge_counts(merged: dict, con: dict, log: dict, disagreements: list[str]) -> None:
+    """Compare the op counts; take the log's when the console has none and did not fail."""
     for key in ("ops_on_tpu", "ops_on_cpu"):
         if con[key] is not None and log[key] is not None and con[key] != log[key]:
             disagreements.append(f"{key}: console {con[key]} vs op log {log[key]}")
@@ -489,6 +517,10 @@ def parse_compiler_files(console_text: str | None = None, log_text: str | None =
                 and merged["total_ops"] != log["total_ops"]:
             disagreements.append(f"total_ops: console {merged['total_ops']} vs op log "
                                  f"{log['total_ops']}")
+
+
+def _merge_identity(merged: dict, con: dict, log: dict, disagreements: list[str]) -> None:
+    """Compare the compiler version and the model name of the two texts."""
     cv, lv = con["compiler_version"], log["compiler_version"]
     if cv and lv and cv != lv:
         disagreements.append(f"compiler_version: console {cv} vs op log {lv}")
@@ -496,5 +528,3 @@ def parse_compiler_files(console_text: str | None = None, log_text: str | None =
     ci, li = _basename(con["input_model"]), _basename(log["input_model"])
     if ci and li and ci != li:
         disagreements.append(f"input model: console {ci} vs op log {li}")
-    merged["disagreements"] = disagreements
-    return merged

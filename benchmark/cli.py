@@ -4,9 +4,42 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator
 
 from benchmark.errors import BenchError
+
+
+#: The program name a command runs under when started as ``edgetpu-bench <command>``.
+_PROG: ContextVar[str | None] = ContextVar("edgetpu_bench_prog", default=None)
+
+
+def prog_name(default: str) -> str:
+    """The name to show in usage lines: ``edgetpu-bench <command>`` or ``default``.
+
+    Parsers pass ``prog=prog_name("python -m benchmark.<module>")`` so that
+    ``--help`` shows how the command was really started.
+
+    Examples
+    --------
+    >>> prog_name("python -m benchmark.latency")
+    'python -m benchmark.latency'
+    >>> with running_as("edgetpu-bench latency"):
+    ...     prog_name("python -m benchmark.latency")
+    'edgetpu-bench latency'
+    """
+    return _PROG.get() or default
+
+
+@contextmanager
+def running_as(prog: str) -> Iterator[None]:
+    """Within the block, :func:`prog_name` returns ``prog``."""
+    token = _PROG.set(prog)
+    try:
+        yield
+    finally:
+        _PROG.reset(token)
 
 
 def quiet_tensorflow() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.backends import make_backend
-from benchmark.cli import main_wrapper
+from benchmark.cli import main_wrapper, prog_name
 from benchmark.errors import UsageError
 
 
@@ -129,7 +129,7 @@ def measure_latency(backend, *, runs: int = 100, warmup: int = 10, seed: int = 0
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmark.latency",
+    p = argparse.ArgumentParser(prog=prog_name("python -m benchmark.latency"),
                                 description=__doc__.split("\n")[0])
     p.add_argument("model", type=Path,
                    help=".tflite model (an _edgetpu.tflite for --device edgetpu)")

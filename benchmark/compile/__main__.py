@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmark.cli import main_wrapper
+from benchmark.cli import main_wrapper, prog_name
 from benchmark.compile.analyzer import analyze
 from benchmark.compile.config import COMPILER_DEFAULT_TIMEOUT, CompileConfig
 from benchmark.compile.config import parse_args as _parse_args
@@ -50,7 +50,8 @@ def parse_args(argv=None) -> CompileConfig:
         For combinations that make no sense (models together with
         ``--parse-log``/``--console``, non-positive numbers).
     """
-    return _parse_args(argv, description=__doc__.split("\n")[0])
+    return _parse_args(argv, prog=prog_name("python -m benchmark.compile"),
+                       description=__doc__.split("\n")[0])
 
 
 def _read(path: Path) -> str:

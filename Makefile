@@ -5,13 +5,14 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 RUN_ARGS ?= --split all --device cpu
 
-.PHONY: run test lint train-deps models bench clean-cache help
+.PHONY: run test lint train-deps models bench clean-cache help docs-check results-tables
 
 help:
 	@echo "make run         set up .venv (runtime only) and run the default benchmark"
 	@echo "make test        set up .venv with test + train deps and run pytest"
 	@echo "make models      retrain and convert the shipped SignNet models (needs TensorFlow)"
 	@echo "make bench       wall time of make run's main step and throughput vs raw invoke()"
+	@echo "make docs-check  re-run the documented examples and compare their output"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,12 @@ models: $(VENV)/.test-deps
 
 bench: $(VENV)/.run-deps
 	$(PY) tools/bench_run.py
+
+docs-check: $(VENV)/.run-deps
+	$(PY) tools/docs_check.py
+
+results-tables: $(VENV)/.run-deps
+	$(PY) tools/results_tables.py
 
 clean-cache:
 	rm -rf datasets/cache

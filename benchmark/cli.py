@@ -49,7 +49,8 @@ def quiet_tensorflow() -> None:
 
 
 #: OSErrors that name a file the user gave (or a folder they pointed at): exit code 3.
-USER_FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+USER_FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+                    FileExistsError)
 
 
 def _debug() -> bool:

@@ -29,7 +29,8 @@ def test_bench_errors_keep_their_exit_code(capsys, exc, code):
     (FileNotFoundError, 2, "No such file or directory"),
     (PermissionError, 13, "Permission denied"),
     (IsADirectoryError, 21, "Is a directory"),
-    (NotADirectoryError, 20, "Not a directory")])
+    (NotADirectoryError, 20, "Not a directory"),
+    (FileExistsError, 17, "File exists")])
 def test_file_errors_name_the_file_exit_3(capsys, cls, errno_, reason):
     assert main_wrapper("prog", _raising(cls(errno_, reason, "/data/m.tflite"))) == 3
     assert capsys.readouterr().err == f"prog: error: /data/m.tflite: {reason}\n"

@@ -86,3 +86,10 @@ def test_output_dirs_by_hand(tmp_path):
 def test_bad_options_are_usage_errors_exit_2(args, message):
     r = run_cli("benchmark.compile", INT8, *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_out_dir_that_is_a_file_is_a_usage_error(tmp_path):
+    f = tmp_path / "taken"
+    f.write_text("x")
+    r = run_cli("benchmark.compile", INT8, "--analyze-only", "-o", f)
+    assert r.returncode == 2 and f"--out-dir {f} is a file, not a folder" in r.stderr

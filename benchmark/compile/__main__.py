@@ -328,6 +328,8 @@ def main(argv=None) -> int:
         print(f"{COMPILER} not found on PATH (it ships in Coral's apt repository, x86-64 Linux "
               "only): showing the static analyzer's prediction", file=sys.stderr)
     out_dir = args.resolved_out_dir()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out-dir {out_dir} is a file, not a folder")
     dirs = output_dirs(args.models, out_dir)
     status = 0
     for model, model_dir in dirs.items():

@@ -14,16 +14,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import sys
 import warnings
 from collections import Counter
 from pathlib import Path
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
+from benchmark.artifacts import ConvertMeta, TrainMeta, read_train_meta
 from benchmark.cli import main_wrapper, require_tensorflow
-from benchmark.datasets.registry import load_dataset, trained_dataset_options
+from benchmark.datasets.base import SPLITS
+from benchmark.datasets.cli import add_dataset_arguments, dataset_options_from_args
+from benchmark.datasets.registry import load_dataset, trained_dataset_options, validate_dataset
 from benchmark.errors import DataError, UsageError
 from benchmark.models.registry import get_model, list_models
 from benchmark.quant.observers import OBSERVERS
@@ -38,16 +42,18 @@ INT8_ALLOWED_OPS = frozenset({"QUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_P
                               "ADD", "MEAN", "PAD"})
 #: Ops that betray a dynamic batch dimension around Flatten.
 DYNAMIC_SHAPE_OPS = frozenset({"SHAPE", "STRIDED_SLICE", "PACK"})
+#: Integer types of the int8 model's input and output (``--io-type``).
+IO_TYPES = ("uint8", "int8")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmark.convert",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--model", default="signnet", help=f"one of: {', '.join(list_models())}")
-    p.add_argument("--split", required=True, choices=("full", "verification"))
+    p.add_argument("--split", required=True, choices=SPLITS)
     p.add_argument("--model-dir", type=Path, default=None,
                    help="models root holding <model>/<split>/<model>.keras (default models/)")
-    p.add_argument("--io-type", choices=("uint8", "int8"), default="uint8",
+    p.add_argument("--io-type", choices=IO_TYPES, default="uint8",
                    help="integer type of the int8 model's input and output (default uint8)")
     p.add_argument("--representative-size", type=int, default=None,
                    help="training images used to calibrate activation ranges (default: the "
@@ -59,11 +65,67 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weights", help="pretrained weights: a PyTorch state dict (.npz, .pth) "
                                      "for the CIFAR ResNets, a Keras .h5/.weights.h5 for "
                                      "resnet50/mobilenetv2, or a .keras file")
-    p.add_argument("--dataset", help="with --weights: calibration dataset (default: the "
-                                     "model's, e.g. cifar100)")
-    p.add_argument("--data-dir", help="with --weights: the dataset's files")
-    p.add_argument("--data-seed", type=int, default=0, help="dataset seed (default 0)")
+    p.add_argument("--data-seed", type=int, default=0,
+                   help="with --weights: dataset seed (default 0; a trained model uses its own)")
+    add_dataset_arguments(p, defaults_none=False, dataset_help=(
+        "with --weights: the calibration dataset (default: the model's, e.g. cifar100); a "
+        "model trained here is calibrated on the dataset it was trained on"))
     return p.parse_args(argv)
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """Everything ``benchmark.convert`` does is decided by these (``convert(config)``).
+
+    Without ``weights`` the split's trained ``.keras`` is converted on the
+    data recorded in its ``train_meta.json`` (``data_dir``, dataset options
+    and cache dir given here override the recorded ones; ``dataset`` must be
+    the recorded one). With ``weights``, ``dataset`` (default: the model's),
+    ``data_dir``, ``data_seed`` and the options pick the calibration data.
+    """
+
+    split: str
+    model: str = "signnet"
+    model_dir: Path | None = None
+    io_type: str = "uint8"
+    representative_size: int | None = None
+    act_observer: str = "minmax"
+    seed: int = 0
+    weights: str | None = None
+    data_seed: int = 0
+    dataset: str | None = None
+    data_dir: str | None = None
+    download: bool = False
+    download_url: str | None = None
+    num_classes: int | None = None
+    on_bad_image: str = "fail"
+    dataset_options: dict = field(default_factory=dict)
+    cache_dir: Path | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "ConvertConfig":
+        """The config of a parsed ``benchmark.convert`` command line."""
+        values = dict(vars(args))
+        options = dataset_options_from_args(values)
+        for k in ("model_dir", "cache_dir"):
+            values[k] = None if values.get(k) is None else Path(values[k])
+        return cls(**values, dataset_options=options)
+
+    def validate(self) -> "ConvertConfig":
+        """Check every setting; UsageError naming the flag of the first bad one."""
+        from benchmark.train import check_int
+
+        for flag, value, choices in (("--split", self.split, SPLITS),
+                                     ("--io-type", self.io_type, IO_TYPES),
+                                     ("--act-observer", self.act_observer, OBSERVERS)):
+            if value not in choices:
+                raise UsageError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
+        check_int("--representative-size", self.representative_size, 1)
+        check_int("--seed", self.seed, 0, optional=False)
+        check_int("--data-seed", self.data_seed, 0, optional=False)
+        if not isinstance(self.dataset_options, dict):
+            raise UsageError("dataset options must be a table of name = value")
+        return self
 
 
 def check_int8_graph(g: GraphInfo) -> list[str]:
@@ -156,39 +218,60 @@ def to_tflite(tf, model, representative=None, io_type: str = "uint8",
         return conv.convert()
 
 
-def convert(args) -> dict:
-    """``benchmark.convert``: the shipped ``.keras`` of a split, or pretrained ``--weights``."""
-    entry = get_model(args.model)
-    out = entry.artifact_dir(args.split, args.model_dir)
-    if args.representative_size is not None and args.representative_size < 1:
-        raise UsageError("--representative-size must be >= 1")
-    if entry.load_weights is not None or args.weights:
-        if not args.weights:
+def convert(cfg: ConvertConfig) -> dict:
+    """``benchmark.convert``: the shipped ``.keras`` of a split, or pretrained ``--weights``.
+
+    A parsed :class:`argparse.Namespace` is accepted too (old callers).
+    """
+    if not isinstance(cfg, ConvertConfig):
+        cfg = ConvertConfig.from_args(cfg)
+    cfg.validate()
+    entry = get_model(cfg.model)
+    out = entry.artifact_dir(cfg.split, cfg.model_dir)
+    if entry.load_weights is not None or cfg.weights:
+        if not cfg.weights:
             raise UsageError(f"{entry.name} is built from pretrained weights: pass --weights FILE")
-        dataset = args.dataset or entry.default_dataset
-        ds = load_dataset(dataset, image_size=entry.input_size, seed=args.data_seed,
-                          data_dir=args.data_dir)
-        return convert_pretrained(entry, args.weights, ds, args.split, out,
-                                  data_dir=args.data_dir, data_seed=args.data_seed,
-                                  io_type=args.io_type, observer=args.act_observer,
-                                  representative_size=args.representative_size, seed=args.seed)
+        dataset = cfg.dataset or entry.default_dataset
+        ds = _dataset(cfg, entry, dataset, cfg.dataset_options, cfg.data_dir, cfg.data_seed)
+        return convert_pretrained(entry, cfg.weights, ds, cfg.split, out,
+                                  data_dir=cfg.data_dir, data_seed=cfg.data_seed,
+                                  io_type=cfg.io_type, observer=cfg.act_observer,
+                                  representative_size=cfg.representative_size, seed=cfg.seed,
+                                  dataset_options=cfg.dataset_options)
     keras_path = out / f"{entry.name}.keras"
     meta_path = out / "train_meta.json"
     if not keras_path.is_file() or not meta_path.is_file():
         raise DataError(f"no trained model in {out} (expected {keras_path.name} and "
                         f"{meta_path.name}); run python -m benchmark.train first")
-    meta = json.loads(meta_path.read_text())
-    require_tensorflow("conversion")
+    meta = read_train_meta(meta_path)
+    if cfg.dataset is not None and cfg.dataset != meta.dataset:
+        raise UsageError(f"--dataset {cfg.dataset}: {meta_path} was trained on {meta.dataset}, "
+                         "which calibrates it (--dataset is for --weights)")
+    ds = _dataset(cfg, entry, meta.dataset,
+                  cfg.dataset_options or trained_dataset_options(meta),
+                  cfg.data_dir or meta.data_dir, meta.data_seed)
     import keras
 
     trained = keras.models.load_model(keras_path, compile=False)
-    ds = load_dataset(meta["dataset"], image_size=entry.input_size, seed=meta["data_seed"],
-                      options=trained_dataset_options(meta), data_dir=meta.get("data_dir"))
-    train_idx, _ = ds.split(meta["split"], seed=meta["data_seed"])
-    return convert_keras(trained, entry, ds, train_idx, out, split=meta["split"],
-                         io_type=args.io_type,
-                         representative_size=args.representative_size, seed=args.seed,
-                         observer=args.act_observer)
+    train_idx, _ = ds.split(meta.split, seed=meta.data_seed)
+    return convert_keras(trained, entry, ds, train_idx, out, split=meta.split,
+                         io_type=cfg.io_type,
+                         representative_size=cfg.representative_size, seed=cfg.seed,
+                         observer=cfg.act_observer)
+
+
+def _dataset(cfg: ConvertConfig, entry, dataset: str, options: dict, data_dir, seed: int):
+    """Validate, download if asked, import TensorFlow, then load the calibration dataset."""
+    validate_dataset(dataset, options=options, data_dir=data_dir, num_classes=cfg.num_classes,
+                     on_bad_image=cfg.on_bad_image, download=cfg.download)
+    if cfg.download:
+        from benchmark.datasets.download import download_dataset
+        download_dataset(dataset, data_dir, url=cfg.download_url,
+                         log=lambda msg: print(msg, file=sys.stderr))
+    require_tensorflow("conversion")
+    return load_dataset(dataset, image_size=entry.input_size, seed=seed, options=options,
+                        cache_dir=cfg.cache_dir, data_dir=data_dir,
+                        on_bad_image=cfg.on_bad_image, num_classes=cfg.num_classes)
 
 
 def load_pretrained(entry, weights: str | Path):
@@ -214,12 +297,13 @@ def load_pretrained(entry, weights: str | Path):
 def convert_pretrained(entry, weights: str | Path, ds, split: str, out: Path, *,
                        data_dir=None, data_seed: int = 0, io_type: str = "uint8",
                        observer: str = "minmax", representative_size: int | None = None,
-                       seed: int = 0) -> dict:
+                       seed: int = 0, dataset_options: dict | None = None) -> dict:
     """Load pretrained ``weights`` into ``entry``'s network and write a split's artifacts.
 
-    Writes ``train_meta.json`` (what the weights are, which data the split
-    uses) next to the float/int8 models, so ``benchmark.run`` treats the
-    directory like a shipped one.
+    Writes ``train_meta.json`` (a :class:`~benchmark.artifacts.TrainMeta`:
+    what the weights are, which data the split uses) next to the float/int8
+    models, so ``benchmark.run`` treats the directory like a shipped one.
+    ``dataset_options`` are the options ``ds`` was loaded with (recorded).
     """
     from benchmark.models.cifar_resnet import file_sha256
 
@@ -229,16 +313,18 @@ def convert_pretrained(entry, weights: str | Path, ds, split: str, out: Path, *,
                         f"{ds.num_classes} classes")
     train_idx, eval_idx = ds.split(split, seed=data_seed)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "train_meta.json", {
-        "model": entry.name, "dataset": ds.name, "split": split, "source": "pretrained",
-        "weights": str(weights), "weights_sha256": file_sha256(weights),
-        "dataset_meta": {k: ds.meta[k] for k in ("cache_key", "source", "loader_version",
-                                                 "layout") if k in ds.meta},
-        "dataset_options": {}, "data_dir": str(data_dir) if data_dir else None,
-        "num_classes": ds.num_classes, "class_names": list(ds.class_names),
-        "input_size": entry.input_size, "preprocessing": entry.preprocess.describe(),
-        "n_train": int(train_idx.size), "n_eval": int(eval_idx.size), "data_seed": data_seed,
-        "environment": environment()})
+    meta = TrainMeta(
+        model=entry.name, dataset=ds.name, split=split, source="pretrained",
+        weights=str(weights), weights_sha256=file_sha256(weights),
+        dataset_meta={k: ds.meta[k] for k in ("cache_key", "source", "loader_version",
+                                              "layout") if k in ds.meta},
+        dataset_options=dict(dataset_options or {}),
+        data_dir=str(data_dir) if data_dir else None,
+        num_classes=ds.num_classes, class_names=list(ds.class_names),
+        input_size=entry.input_size, preprocessing=entry.preprocess.describe(),
+        n_train=int(train_idx.size), n_eval=int(eval_idx.size), data_seed=data_seed,
+        environment=environment())
+    write_json(out / "train_meta.json", meta.to_json())
     return convert_keras(model, entry, ds, train_idx, out, split=split, io_type=io_type,
                          observer=observer,
                          representative_size=representative_size, seed=seed)
@@ -270,34 +356,45 @@ def convert_keras(trained, entry, ds, train_idx: np.ndarray, out: Path, *, split
     report, ranges = {}, {}
     for variant, data in (("float", None), ("int8", rep)):
         blob = to_tflite(tf, export, data, io_type, observer=observer, observer_report=ranges)
-        g = read_graph(blob)
-        problems = check_int8_graph(g) if variant == "int8" else check_float_graph(g)
-        print(f"{variant}: {len(g.operators)} ops: {op_summary(g)}")
-        for t in (g.input_tensors()[0], g.output_tensors()[0]):
-            q = f" scale={t.scale[0]:.6g} zero_point={t.zero_point[0]}" if t.scale.size else ""
-            print(f"  {t.name}: {t.dtype} {list(t.shape)}{q}")
-        if problems:
-            for msg in problems:
-                print(f"  FAIL: {msg}", file=sys.stderr)
-            raise DataError(f"{variant} model failed the graph checks ({len(problems)} problems)")
-        path = out / f"{entry.name}_{variant}.tflite"
-        atomic_write_bytes(path, blob)
-        report[variant] = {"path": path.name, "bytes": len(blob), "ops": g.op_names,
-                           "op_versions": {o.name: o.version for o in g.operators}}
-        print(f"  wrote {path}")
+        report[variant] = write_variant(blob, variant, out / f"{entry.name}_{variant}.tflite")
     write_json(out / "representative_indices.json", {
         "dataset": ds.name, "dataset_cache_key": ds.meta.get("cache_key"),
         "split": split, "seed": seed, "size": int(rep_idx.size),
         "indices": rep_idx.tolist()})
-    write_json(out / "convert_meta.json", {
-        "io_type": io_type, "representative_size": int(rep_idx.size), "seed": seed,
-        "act_observer": observer, "activation_ranges": ranges or None,
-        "export_max_abs_diff": diff, "variants": report, "environment": environment()})
+    write_json(out / "convert_meta.json", ConvertMeta(
+        io_type=io_type, representative_size=int(rep_idx.size), seed=seed,
+        act_observer=observer, activation_ranges=ranges or None,
+        export_max_abs_diff=diff, variants=report, environment=environment()).to_json())
     return report
 
 
+def write_variant(blob: bytes, variant: str, path: Path) -> dict:
+    """Print the op report of a converted model, check its graph, write it; its report entry.
+
+    Raises
+    ------
+    DataError
+        The graph fails :func:`check_int8_graph` (``int8``) or
+        :func:`check_float_graph` (``float``); the problems go to stderr.
+    """
+    g = read_graph(blob)
+    problems = check_int8_graph(g) if variant == "int8" else check_float_graph(g)
+    print(f"{variant}: {len(g.operators)} ops: {op_summary(g)}")
+    for t in (g.input_tensors()[0], g.output_tensors()[0]):
+        q = f" scale={t.scale[0]:.6g} zero_point={t.zero_point[0]}" if t.scale.size else ""
+        print(f"  {t.name}: {t.dtype} {list(t.shape)}{q}")
+    if problems:
+        for msg in problems:
+            print(f"  FAIL: {msg}", file=sys.stderr)
+        raise DataError(f"{variant} model failed the graph checks ({len(problems)} problems)")
+    atomic_write_bytes(path, blob)
+    print(f"  wrote {path}")
+    return {"path": path.name, "bytes": len(blob), "ops": g.op_names,
+            "op_versions": {o.name: o.version for o in g.operators}}
+
+
 def main(argv=None) -> int:
-    convert(parse_args(argv))
+    convert(ConvertConfig.from_args(parse_args(argv)))
     return 0
 
 

@@ -9,12 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.errors import UsageError
+from benchmark.variants import BASE_VARIANTS as VARIANTS
 
 DEVICES = ("cpu", "edgetpu", "auto")
 SPLIT_CHOICES = ("full", "verification", "all")
-VARIANTS = ("float", "int8")
-#: activation observers (kept in sync with benchmark.quant.observers.OBSERVERS by a test)
-OBSERVERS = ("minmax", "percentile", "mse")
+
+
+def observer_names() -> list[str]:
+    """Activation observers ``--act-observer`` accepts (from their registry)."""
+    from benchmark.quant.observers import OBSERVER_REGISTRY
+    return OBSERVER_REGISTRY.names()
 
 
 @dataclass
@@ -67,8 +71,8 @@ class RunConfig:
         if any(not 2 <= b <= 8 for b in self.weight_bits) or \
                 len(set(self.weight_bits)) != len(self.weight_bits):
             raise UsageError("--weight-bits must be distinct bit widths in 2..8, e.g. 8,6,4")
-        if self.act_observer not in OBSERVERS:
-            raise UsageError(f"--act-observer must be one of {', '.join(OBSERVERS)}, "
+        if self.act_observer not in observer_names():
+            raise UsageError(f"--act-observer must be one of {', '.join(observer_names())}, "
                              f"got {self.act_observer!r}")
         if self.latency < 0 or self.latency_warmup < 0:
             raise UsageError("--latency and --latency-warmup must be >= 0")
@@ -107,9 +111,10 @@ def load_config_file(path: str | Path) -> dict:
     return data
 
 
-def make_config(cli: dict, config_file: str | None = None) -> RunConfig:
-    """Merge defaults < config file < CLI values (``None`` on the CLI means unset)."""
-    values: dict = {}
+def make_config(cli: dict, config_file: str | None = None, *,
+                defaults: dict | None = None) -> RunConfig:
+    """Merge defaults < ``defaults`` < config file < CLI values (``None`` means unset)."""
+    values: dict = dict(defaults or {})
     if config_file:
         values.update(load_config_file(config_file))
     values.update({k: v for k, v in cli.items() if v is not None})

@@ -15,20 +15,24 @@ from pathlib import Path
 from benchmark.cli import main_wrapper
 from benchmark.errors import DataError
 from benchmark.models.registry import get_model
-from benchmark.results import atomic_write_bytes
+from benchmark.results import atomic_write_bytes, read_json_file
+from benchmark.rundir import read_run
 
 
 def _load(path: Path) -> dict:
-    if not path.is_file():
-        raise DataError(f"missing {path}")
-    return json.loads(path.read_text())
+    return read_json_file(path, "model metadata")
 
 
 def split_results(run_dir: Path) -> dict:
-    top = _load(run_dir / "results.json")
-    if "splits" in top:
-        return {s: _load(run_dir / rel) for s, rel in top["splits"].items()}
-    return {top["split"]: top}
+    """``{split: record}`` of a saved run (through the run-directory reader)."""
+    return read_run(run_dir).records()
+
+
+def _sources_text(source) -> str:
+    """The dataset's source fingerprints: one per archive (GTSRB) or one for the folder."""
+    if isinstance(source, dict):
+        return ", ".join(f"{k} {str(v)[:12]}" for k, v in source.items())
+    return str(source)[:12] if source else "none recorded"
 
 
 def _dataset_text(tm: dict) -> str:
@@ -38,8 +42,7 @@ def _dataset_text(tm: dict) -> str:
                 f"v{dm.get('renderer_version')})")
     opts = tm.get("dataset_options") or {}
     return (f"{tm['dataset']} from {tm.get('data_dir')} (options {json.dumps(opts)}, loader "
-            f"v{dm.get('loader_version')}, sources "
-            f"{', '.join(f'{k} {v[:12]}' for k, v in (dm.get('source') or {}).items())})")
+            f"v{dm.get('loader_version')}, sources {_sources_text(dm.get('source'))})")
 
 
 def card_text(entry, split: str, art: Path, res: dict | None) -> str:
@@ -100,7 +103,13 @@ def main(argv=None) -> int:
     results = split_results(args.run)
     for split, res in results.items():
         art = entry.artifact_dir(split, args.model_dir)
-        atomic_write_bytes(art / "MODEL_CARD.md", card_text(entry, split, art, res).encode())
+        try:
+            text = card_text(entry, split, art, res)
+        except KeyError as e:
+            raise DataError(f"{art}: the model's metadata lacks {e} (train_meta.json, "
+                            "convert_meta.json, history.json are written by benchmark.train "
+                            "and benchmark.convert)") from None
+        atomic_write_bytes(art / "MODEL_CARD.md", text.encode())
         print(f"wrote {art / 'MODEL_CARD.md'}")
     return 0
 

@@ -23,46 +23,60 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tabulate import tabulate
 
 from benchmark.cli import main_wrapper
-from benchmark.config import OBSERVERS, make_config
+from benchmark.config import RunConfig, make_config
 from benchmark.errors import UsageError
 from benchmark.metrics.calibration import expected_calibration_error, reliability_bins
 from benchmark.metrics.swaps import swapped_confidence_histogram
-from benchmark.paths import PROJECT_ROOT
-from benchmark.results import write_csv, write_json
+from benchmark.results import atomic_write_bytes, write_csv, write_json
 
 LOW_CONFIDENCE = 0.5
 
 
-def parse_args(argv=None):
+#: What the paper's command sets differently from benchmark.run's defaults.
+PAPER_DEFAULTS = {"model": "resnet56", "weight_bits": "8,7,6,5,4", "report": False}
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """benchmark.paper's settings: a run configuration plus the figures' binning."""
+
+    run: RunConfig
+    swap_bins: int = 50
+    reliability_bins: int = 15
+    plots: bool = True
+
+    def validate(self) -> "PaperConfig":
+        if self.swap_bins < 1 or self.reliability_bins < 1:
+            raise UsageError("--swap-bins and --reliability-bins must be >= 1")
+        if not self.run.weight_bits:
+            raise UsageError("--weight-bits must name at least one bit width")
+        return self
+
+
+def parse_args(argv=None) -> PaperConfig:
+    """The paper's command line: every ``benchmark.run`` option plus the figures' options."""
+    from benchmark.run import add_run_arguments
     p = argparse.ArgumentParser(prog="python -m benchmark.paper",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="resnet56", help="registered model (default resnet56)")
-    p.add_argument("--dataset", help="dataset (default: the model's)")
-    p.add_argument("--data-dir", help="the dataset's files")
-    p.add_argument("--weights", help="pretrained weights (required for the CIFAR ResNets)")
-    p.add_argument("--split", default="verification", choices=("full", "verification", "all"))
-    p.add_argument("--weight-bits", default="8,7,6,5,4", metavar="B,B,...",
-                   help="weight bit widths of the sweep (default 8,7,6,5,4)")
-    p.add_argument("--act-observer", choices=OBSERVERS, default="minmax",
-                   help="activation ranges of the int8 model (the paper: mse)")
+    add_run_arguments(p, skip=("report", "variants"))
     p.add_argument("--swap-bins", type=int, default=50,
                    help="equal-width float-confidence bins of the swap histograms (default 50)")
     p.add_argument("--reliability-bins", type=int, default=15, help="default 15")
-    p.add_argument("--limit", type=int, help="evaluate N evenly spaced images only")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-threads", type=int)
-    p.add_argument("--model-dir")
-    p.add_argument("--cache-dir")
-    p.add_argument("--out", help="run directory (default runs/paper-<model>-<UTC time>)")
     p.add_argument("--no-plots", action="store_true", help="tables and CSV only")
-    return p.parse_args(argv)
+    a = vars(p.parse_args(argv))
+    swap_bins, rel_bins, no_plots = a.pop("swap_bins"), a.pop("reliability_bins"), \
+        a.pop("no_plots")
+    config_file, _ = a.pop("config"), a.pop("quiet")
+    run_cfg = replace(make_config(a, config_file, defaults=PAPER_DEFAULTS), report=False)
+    return PaperConfig(run=run_cfg, swap_bins=swap_bins, reliability_bins=rel_bins,
+                       plots=not no_plots).validate()
 
 
 def figure1(probs: np.ndarray, labels: np.ndarray, *, n_bins: int, hist_bins: int) -> dict:
@@ -107,11 +121,13 @@ def _bits(variant: str) -> int:
     return 8 if variant == "int8" else int(variant[1:])
 
 
-def analyse_split(split_dir: Path, result: dict, *, n_bins: int, swap_bins: int) -> dict:
-    """Figure 1 and Figure 2 data of one split's run directory."""
+def analyse_split(split, *, n_bins: int, swap_bins: int) -> dict:
+    """Figure 1 and Figure 2 data of one split (a :class:`benchmark.pipeline.SplitResult`)."""
+    result = split.record
+
     def load(v):
-        with np.load(split_dir / f"predictions_{v}.npz") as z:
-            return z["probs"].astype(np.float64), z["labels"]
+        p = split.variants[v].predictions
+        return p.probs.astype(np.float64), p.labels
     ref, labels = load("float")
     out = {"figure1": figure1(ref, labels, n_bins=n_bins, hist_bins=swap_bins), "figure2": []}
     order = ["int8"] + sorted((v for v in result["variants"] if v[:1] == "w" and v[1:].isdigit()),
@@ -196,57 +212,54 @@ def tables(analyses: dict, model: str) -> str:
     return f"{t1}\n\n{t2}\n"
 
 
+def _savefig(fig, path: Path) -> Path:
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
 def plot(out: Path, analyses: dict) -> list[Path]:
     from benchmark import plots
 
     written = []
     rels = {f"{s} float": a["figure1"]["reliability_equal_count"] for s, a in analyses.items()}
+    # The lower panel is a confidence histogram: equal-width bins (equal-count ones are flat).
+    hists = {f"{s} float": a["figure1"]["reliability_equal_width"] for s, a in analyses.items()}
     fig = plots.reliability({k: {kk: np.asarray(vv).tolist() for kk, vv in v.items()}
-                             for k, v in rels.items()})
-    fig.axes[0].set_title("Reliability (15 equal-count bins), float model")
-    written.append(out / "paper_fig1.png")
-    fig.savefig(written[-1], dpi=110)
+                             for k, v in rels.items()},
+                            hists={k: {"edges": np.asarray(v["edges"]).tolist(),
+                                       "counts": np.asarray(v["counts"]).tolist()}
+                                   for k, v in hists.items()},
+                            title="Reliability (15 equal-count bins), float model")
+    written.append(_savefig(fig, out / "paper_fig1.png"))
     for split, a in analyses.items():
-        rows = a["figure2"]
+        rows = [r for r in a["figure2"] if r["variant"] != "int8"]
         if not rows:
             continue
-        fig = plots.bit_sweep([r["bits"] for r in rows if r["variant"] != "int8"],
-                              [r["swapped_pct"] for r in rows if r["variant"] != "int8"],
-                              [r["delta_error_pct"] for r in rows if r["variant"] != "int8"],
-                              [r["ratio"] for r in rows if r["variant"] != "int8"])
-        written.append(out / f"paper_fig2_sweep_{split}.png")
-        fig.savefig(written[-1], dpi=110)
-        fig = plots.swapped_vs_confidence({r["variant"]: r["histogram"] for r in rows})
-        written.append(out / f"paper_fig2_swaps_{split}.png")
-        fig.savefig(written[-1], dpi=110)
+        fig = plots.bit_sweep([r["bits"] for r in rows], [r["swapped_pct"] for r in rows],
+                              [r["delta_error_pct"] for r in rows], [r["ratio"] for r in rows])
+        written.append(_savefig(fig, out / f"paper_fig2_sweep_{split}.png"))
+        fig = plots.swapped_vs_confidence({r["variant"]: r["histogram"]
+                                           for r in a["figure2"]})
+        written.append(_savefig(fig, out / f"paper_fig2_swaps_{split}.png"))
     return written
 
 
 def main(argv=None) -> int:
-    a = parse_args(argv)
-    if a.swap_bins < 1 or a.reliability_bins < 1:
-        raise UsageError("--swap-bins and --reliability-bins must be >= 1")
-    out = a.out or str(PROJECT_ROOT / "runs" / (
-        f"paper-{a.model}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"))
-    cfg = make_config({"model": a.model, "dataset": a.dataset, "data_dir": a.data_dir,
-                       "weights": a.weights, "split": a.split, "weight_bits": a.weight_bits,
-                       "act_observer": a.act_observer, "limit": a.limit, "seed": a.seed,
-                       "num_threads": a.num_threads, "model_dir": a.model_dir,
-                       "cache_dir": a.cache_dir, "out": out, "report": False})
-    from benchmark.run import run
-    run_dir, results = run(cfg, tables=False)
-    analyses = {}
-    for split, r in results.items():
-        split_dir = run_dir / split if len(results) > 1 else run_dir
-        analyses[split] = analyse_split(split_dir, r, n_bins=a.reliability_bins,
-                                        swap_bins=a.swap_bins)
-    write_outputs(run_dir, analyses)
-    text = tables(analyses, a.model)
-    (run_dir / "paper_tables.txt").write_text(text)
+    cfg = parse_args(argv)
+    from benchmark.pipeline import run_result
+    result = run_result(cfg.run, tables=False, default_prefix=f"paper-{cfg.run.model}-")
+    analyses = {split: analyse_split(sr, n_bins=cfg.reliability_bins, swap_bins=cfg.swap_bins)
+                for split, sr in result.splits.items()}
+    write_outputs(result.out, analyses)
+    text = tables(analyses, cfg.run.model)
+    atomic_write_bytes(result.out / "paper_tables.txt", text.encode())
     print(text, end="")
-    if not a.no_plots:
-        plot(run_dir, analyses)
-    print(f"paper data in {run_dir}", file=sys.stderr)
+    if cfg.plots:
+        plot(result.out, analyses)
+    print(f"paper data in {result.out}", file=sys.stderr)
     return 0
 
 

@@ -68,8 +68,15 @@ def entropy_distributions(entropies: dict, *, bins: int = 20):
     return fig
 
 
-def reliability(rels: dict):
-    """Reliability diagrams (accuracy vs confidence per bin) above confidence histograms."""
+def reliability(rels: dict, *, hists: dict | None = None,
+                title: str = "Reliability (15 equal-width bins)"):
+    """Reliability diagrams (accuracy vs confidence per bin) above confidence histograms.
+
+    ``hists`` (``name -> {edges, counts}``) gives the lower panel's histograms;
+    by default it shows the reliability bins' own counts, which is only a
+    histogram when those bins have equal width (equal-count bins would draw a
+    flat line by construction).
+    """
     from matplotlib.figure import Figure
     fig = Figure(figsize=(6.4, 6.0), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
@@ -79,10 +86,10 @@ def reliability(rels: dict):
         acc = np.asarray([np.nan if v is None else v for v in r["accuracy"]], float)
         ok = np.isfinite(conf)
         top.plot(conf[ok], acc[ok], marker="o", label=name)
-        edges = np.asarray(r["edges"], float)
-        bottom.stairs(r["counts"], edges, label=name)
+        h = (hists or {}).get(name, r)
+        bottom.stairs(h["counts"], np.asarray(h["edges"], float), label=name)
     top.set_ylabel("accuracy")
-    top.set_title("Reliability (15 equal-width bins)")
+    top.set_title(title)
     top.legend()
     bottom.set_yscale("log")
     bottom.set_xlabel("confidence (top-1 probability)")

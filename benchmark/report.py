@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from tabulate import tabulate
 
 
@@ -193,100 +192,22 @@ def _tables(results: dict, fmt: str) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------- saved runs
 
-_VARIANT_KEYS = ("accuracy", "accuracy_interval", "n", "mean_normalized_entropy",
-                 "certainty_histogram", "output_histogram")
+
+def load_run(run_dir: Path):
+    """A saved run, read through :func:`benchmark.rundir.read_run` (DataError if unreadable)."""
+    from benchmark.rundir import read_run
+    return read_run(run_dir)
 
 
-def _check_result(res, where) -> dict:
-    """Return ``res`` if it looks like one split's results.json, else raise DataError."""
-    from benchmark.errors import DataError
-    if not isinstance(res, dict) or not isinstance(res.get("variants"), dict) \
-            or not res["variants"] or not isinstance(res.get("class_names"), list):
-        raise DataError(f"{where}: not a benchmark.run results.json (no variants/class_names)")
-    for v, m in res["variants"].items():
-        missing = [k for k in _VARIANT_KEYS if not isinstance(m, dict) or k not in m]
-        if missing:
-            raise DataError(f"{where}: variant {v!r} lacks {', '.join(missing)}")
-    return res
-
-
-def load_run(run_dir: Path) -> dict:
-    """Load a run directory written by ``benchmark.run``.
-
-    Parameters
-    ----------
-    run_dir : Path
-        A run directory (one split), or one written with ``--split all`` whose
-        top-level results.json lists the split sub-directories under ``splits``.
-
-    Returns
-    -------
-    dict
-        ``{"dir", "top", "splits": {split: (result, split_dir)}}``.
-
-    Raises
-    ------
-    DataError
-        When results.json is missing, unreadable or not a run's results.
-    """
-    from benchmark.errors import DataError
-    run_dir = Path(run_dir)
-    path = run_dir / "results.json"
-    if not path.is_file():
-        raise DataError(f"{run_dir} is not a run directory (no results.json)")
-    try:
-        top = json.loads(path.read_text())
-        if not isinstance(top, dict):
-            raise DataError(f"{path}: not a benchmark.run results.json")
-        if "splits" in top:
-            splits = {s: (_check_result(json.loads((run_dir / rel).read_text()),
-                                        run_dir / rel), (run_dir / rel).parent)
-                      for s, rel in top["splits"].items()}
-        else:
-            splits = {top["split"]: (_check_result(top, path), run_dir)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise DataError(f"{run_dir}: unreadable run files ({e})") from None
-    return {"dir": run_dir, "top": top, "splits": splits}
-
-
-def _confusion_csv(path: Path, k: int) -> np.ndarray:
-    """The k x k count matrix of a ``confusion_<variant>.csv`` (DataError if malformed)."""
-    import csv
-    from benchmark.errors import DataError
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        cm = np.array([[int(v) for v in r[1:]] for r in rows[1:]], dtype=np.int64)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: unreadable confusion matrix ({e})") from None
-    if cm.shape != (k, k):
-        raise DataError(f"{path}: expected a {k} x {k} confusion matrix, got shape {cm.shape}")
-    return cm
-
-
-def _probs_npz(path: Path, n_classes: int) -> np.ndarray:
-    """The ``probs`` array of a ``predictions_<variant>.npz`` (DataError if unreadable)."""
-    import zipfile
-    from benchmark.errors import DataError
-    try:
-        with np.load(path) as z:
-            probs = z["probs"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: unreadable predictions ({e})") from None
-    if probs.ndim != 2 or probs.shape[1] != n_classes:
-        raise DataError(f"{path}: expected probs of shape (n, {n_classes}), got {probs.shape}")
-    return probs
-
-
-def split_figures(res: dict, split_dir: Path) -> list[tuple[str, object]]:
-    """(title, Figure) pairs for one split, from its saved files."""
+def split_figures(sr) -> list[tuple[str, object]]:
+    """(title, Figure) pairs for one split (a :class:`benchmark.rundir.SplitRun`)."""
     from benchmark import plots
     from benchmark.metrics import normalized_entropy
+    res = sr.record
     variants = list(res["variants"])
     names = res["class_names"]
     figs = []
-    cms = {v: _confusion_csv(split_dir / f"confusion_{v}.csv", len(names)) for v in variants
-           if (split_dir / f"confusion_{v}.csv").is_file()}
+    cms = {v: sr.confusion(v) for v in variants if sr.has_confusion(v)}
     # side by side: the reference, the int8 model and the device; sweep variants are in tables
     shown = {v: cms[v] for v in ("float", "int8", "int8-edgetpu") if v in cms} or cms
     if shown:
@@ -298,11 +219,8 @@ def split_figures(res: dict, split_dir: Path) -> list[tuple[str, object]]:
         h = {v: res["variants"][v][key] for v in variants}
         fig = plots.histograms(h, title=title, xlabel=xlabel, log=True)
         figs.append((title + " (log counts)", fig))
-    ent = {}
-    for v in variants:
-        f = split_dir / f"predictions_{v}.npz"
-        if f.is_file():
-            ent[v] = normalized_entropy(_probs_npz(f, len(names)))
+    ent = {v: normalized_entropy(sr.predictions(v)["probs"]) for v in variants
+           if sr.has_predictions(v)}
     if ent:
         figs.append(("Entropy distributions", plots.entropy_distributions(ent)))
     rel = {v: res["variants"][v]["calibration"]["reliability"] for v in variants
@@ -351,8 +269,8 @@ def comparison_rows(runs: list[dict]) -> tuple[list[str], list[list]]:
     """Rows = metric per split/variant, columns = runs (None where absent)."""
     keys = []
     for run in runs:
-        for s, (res, _) in run["splits"].items():
-            for v in res["variants"]:
+        for s, sr in run.splits.items():
+            for v in sr.record["variants"]:
                 for k, label in COMPARE_KEYS + (("ece", "ECE"),):
                     if (s, v, k, label) not in keys:
                         keys.append((s, v, k, label))
@@ -360,13 +278,14 @@ def comparison_rows(runs: list[dict]) -> tuple[list[str], list[list]]:
     for s, v, k, label in keys:
         row = [f"{s}/{v} {label}"]
         for run in runs:
-            m = run["splits"].get(s, ({"variants": {}}, None))[0]["variants"].get(v)
+            sr = run.splits.get(s)
+            m = sr.record["variants"].get(v) if sr is not None else None
             val = None
             if m is not None:
                 val = m.get("calibration", {}).get("ece") if k == "ece" else m.get(k)
             row.append(val)
         rows.append(row)
-    return [str(r["dir"]) for r in runs], rows
+    return [str(r.dir) for r in runs], rows
 
 
 def comparison_html(runs: list[dict]) -> str:
@@ -409,9 +328,9 @@ def build_html(runs: list[dict]) -> str:
     if len(runs) > 1:
         parts.append(comparison_html(runs))
     for run in runs:
-        results = {s: r for s, (r, _) in run["splits"].items()}
-        top = run["top"]
-        parts.append(f"<h2>Run {html.escape(str(run['dir']))}</h2>")
+        results = run.records()
+        top = run.top
+        parts.append(f"<h2>Run {html.escape(str(run.dir))}</h2>")
         env = top.get("environment", {})
         parts.append("<details><summary>config and environment</summary><pre>"
                      + html.escape(json.dumps({"config": top.get("config"), "environment": env},
@@ -421,8 +340,8 @@ def build_html(runs: list[dict]) -> str:
         for key, title in (("certainty_histogram", "Certainty histogram"),
                            ("output_histogram", "Histogram of all outputs")):
             parts.append(f"<h3>{title}</h3>{histogram_table(results, key, 'html')}")
-        for split, (res, split_dir) in run["splits"].items():
-            for title, fig in split_figures(res, split_dir):
+        for split, sr in run.splits.items():
+            for title, fig in split_figures(sr):
                 parts.append(f"<h3>{html.escape(split)}: {html.escape(title)}</h3>"
                              f"<img alt='{html.escape(title)}' "
                              f"src='data:image/png;base64,{_png_b64(fig)}'>")
@@ -434,9 +353,9 @@ def build_markdown(runs: list[dict]) -> str:
     """Summary tables for pasting into an issue or a README."""
     out = []
     for run in runs:
-        results = {s: r for s, (r, _) in run["splits"].items()}
-        env = run["top"].get("environment", {})
-        out.append(f"## Run `{run['dir']}` (git {env.get('git')})\n")
+        results = run.records()
+        env = run.top.get("environment", {})
+        out.append(f"## Run `{run.dir}` (git {env.get('git')})\n")
         for title, table in _tables(results, "github"):
             out.append(f"**{title}**\n\n{table}\n")
     if len(runs) > 1:
@@ -456,8 +375,8 @@ def write_figures(run_dir: Path, fig_dir: Path) -> list[Path]:
     from benchmark.results import atomic_write_bytes
     run = load_run(run_dir)
     paths = []
-    for split, (res, split_dir) in run["splits"].items():
-        for title, fig in split_figures(res, split_dir):
+    for split, sr in run.splits.items():
+        for title, fig in split_figures(sr):
             path = Path(fig_dir) / f"{split}_{_slug(title)}.png"
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=90)
@@ -466,12 +385,29 @@ def write_figures(run_dir: Path, fig_dir: Path) -> list[Path]:
     return paths
 
 
+def figure_dirs(run_dirs, fig_dir: Path) -> list[Path]:
+    """Where each run's figures go: ``fig_dir`` for one run, ``fig_dir/<i>-<name>`` for several."""
+    run_dirs = [Path(d) for d in run_dirs]
+    if len(run_dirs) == 1:
+        return [Path(fig_dir)]
+    return [Path(fig_dir) / f"{i + 1}-{_slug(d.resolve().name) or 'run'}"
+            for i, d in enumerate(run_dirs)]
+
+
+def save_all_figures(run_dirs, fig_dir: Path) -> list[Path]:
+    """Every figure of every run (see :func:`figure_dirs`)."""
+    paths = []
+    for run_dir, d in zip(run_dirs, figure_dirs(run_dirs, fig_dir)):
+        paths += write_figures(run_dir, d)
+    return paths
+
+
 def write_report(run_dirs, out: Path | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md``; return their paths."""
     from benchmark.results import atomic_write_bytes
     runs = [load_run(Path(d)) for d in run_dirs]
     if out is None:
-        out = runs[0]["dir"] / "report.html" if len(runs) == 1 else Path("report.html")
+        out = runs[0].dir / "report.html" if len(runs) == 1 else Path("report.html")
     out = Path(out)
     atomic_write_bytes(out, build_html(runs).encode())
     md = out.with_suffix(".md")
@@ -488,12 +424,13 @@ def main(argv=None) -> int:
                    help="HTML file (default RUN_DIR/report.html for one run, ./report.html "
                         "for several); report.md goes beside it")
     p.add_argument("--figures", type=Path, default=None, metavar="DIR",
-                   help="also save every figure of the first run as PNG files in DIR")
+                   help="also save every figure as PNG files in DIR (one sub-folder per run "
+                        "when several runs are given)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     html_path, md_path = write_report(args.runs, args.out)
     if args.figures:
-        for path in write_figures(args.runs[0], args.figures):
+        for path in save_all_figures(args.runs, args.figures):
             print(f"wrote {path}")
     print(f"wrote {html_path} ({html_path.stat().st_size // 1024} KiB) and {md_path} in "
           f"{time.perf_counter() - t0:.1f} s")

@@ -1,4 +1,7 @@
-"""Run outputs: results.json, metrics.csv, confusion CSVs, predictions; written atomically."""
+"""Low-level output: atomic writes, JSON/CSV writers, the JSON reader, environment facts.
+
+File names and the run-directory layout belong to :mod:`benchmark.rundir`.
+"""
 
 from __future__ import annotations
 
@@ -60,48 +63,28 @@ def write_json(path: Path, obj) -> None:
                                          allow_nan=True) + "\n").encode())
 
 
+def read_json_file(path: Path, what: str) -> dict:
+    """A metadata JSON object, or a DataError naming the file and what is wrong."""
+    from benchmark.errors import DataError
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{what} not found: {path}") from None
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return data
+
+
 def write_csv(path: Path, header: list[str], rows) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     w.writerows(rows)
     atomic_write_bytes(path, buf.getvalue().encode())
-
-
-def write_confusion(path: Path, matrix: np.ndarray, class_names) -> None:
-    """Rows = true class, columns = predicted class, both labelled by name."""
-    rows = [[name, *map(int, row)] for name, row in zip(class_names, matrix)]
-    write_csv(path, ["true\\pred", *class_names], rows)
-
-
-def write_predictions(path: Path, *, probs, labels, index) -> None:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, probs=np.asarray(probs, np.float32),
-                        labels=np.asarray(labels, np.int64), index=np.asarray(index, np.int64))
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def load_predictions(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
-
-
-def tidy_rows(split: str, variant: str, summary: dict) -> list[list]:
-    """Scalar metrics of one variant as (split, variant, metric, value) rows."""
-    rows = [[split, variant, k, summary[k]]
-            for k in ("accuracy", "n", "n_correct", "mean_normalized_entropy")]
-    ci = summary["accuracy_interval"]
-    rows += [[split, variant, "accuracy_ci_low", ci["low"]],
-             [split, variant, "accuracy_ci_high", ci["high"]]]
-    if "calibration" in summary:
-        rows += [[split, variant, f"calibration_{k}", summary["calibration"][k]]
-                 for k in ("ece", "mce", "adaptive_ece", "brier", "nll", "mean_confidence",
-                           "gap")]
-    for hist in ("certainty_histogram", "output_histogram"):
-        h = summary[hist]
-        for lo, hi, c in zip(h["edges"][:-1], h["edges"][1:], h["counts"]):
-            rows.append([split, variant, f"{hist}[{lo:.2f},{hi:.2f}]", c])
-    return rows
 
 
 def git_hash(root: Path = PROJECT_ROOT) -> str | None:

@@ -25,3 +25,17 @@ def run_cli(*args, env=None, cwd=ROOT, timeout=900):
 def tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return pytest.importorskip("tensorflow", reason="TensorFlow (the 'train' extra) not installed")
+
+
+def read_results(run_dir):
+    """A run's top-level results.json, through the run-directory reader."""
+    from benchmark.rundir import read_run
+    return read_run(run_dir).top
+
+
+def load_predictions(run_dir, variant, split=None):
+    """``probs``/``labels``/``index`` of a variant, through the run-directory reader."""
+    from benchmark.rundir import read_run
+    run = read_run(run_dir)
+    sr = run.splits[split] if split else next(iter(run.splits.values()))
+    return sr.predictions(variant)

@@ -6,7 +6,7 @@ import pytest
 from benchmark.backends.litert_cpu import LiteRTCPUBackend
 from benchmark.quant.bitsweep import fake_quantize, requantize_weights
 from benchmark.tflite_graph import op_name, unpack_model
-from conftest import ROOT
+from conftest import ROOT, read_results
 
 INT8 = ROOT / "models" / "signnet" / "verification" / "signnet_int8.tflite"
 
@@ -69,14 +69,13 @@ def test_eight_bits_reproduces_the_int8_model():
 
 
 def test_run_with_weight_bits(tmp_path):
-    import json
     from conftest import run_cli
     out = tmp_path / "run"
     r = run_cli("benchmark.run", "--split", "verification", "--limit", "60", "--weight-bits",
                 "8,4", "--out", out, "--quiet", "--no-report")
     assert r.returncode == 0, r.stderr
     assert "weight-bit sweep" in r.stdout
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out)
     assert {"float", "int8", "w8", "w4"} <= set(res["variants"])
     assert set(res["swaps"]) == {"reference", "int8", "w8", "w4"}
     assert (out / "models" / "signnet_w4.tflite").is_file()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import json
 import socket
 import threading
 import time
@@ -16,7 +15,7 @@ import pytest
 from benchmark.datasets import download
 from benchmark.datasets.download import Archive, download_dataset
 from benchmark.errors import DataError, UsageError
-from conftest import ROOT, SHARED, run_cli
+from conftest import ROOT, SHARED, read_results, run_cli
 
 REAL = SHARED / "data" / "gtsrb"
 needs_real = pytest.mark.skipif(not (REAL / "GTSRB_Final_Test_GT.zip").is_file(),
@@ -242,7 +241,7 @@ def test_run_download_then_evaluate(tmp_path, serve, monkeypatch):
                      str(tmp_path / "data"), "--download", "--download-url", base,
                      "--device", "cpu", "--out", str(out), "--no-report", "--quiet",
                      "--cache-dir", str(tmp_path / "cache")]) == 0
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out)
     assert res["n_eval"] == 6 and res["config"]["download"] is True
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == sorted(blobs)
 

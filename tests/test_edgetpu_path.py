@@ -6,7 +6,6 @@ copy of the int8 model) runs on the CPU kernels. Everything else is the real
 code: library check, delegate options, backend, evaluation, attribution.
 """
 
-import json
 import shutil
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from benchmark.backends import edgetpu, runtime
 from benchmark.config import make_config
 from benchmark.run import run
-from conftest import ROOT
+from conftest import ROOT, load_predictions, read_results
 
 
 @pytest.fixture
@@ -55,7 +54,7 @@ def test_edgetpu_path_end_to_end(fake_edgetpu, models_with_compiled, tmp_path, d
                        "edgetpu_device": "usb:0", "latency": 5})
     out, results = run(cfg, quiet=True)
     assert fake_edgetpu == [("libedgetpu.so.1", {"device": "usb:0"})]
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out)
     assert res["device_resolved"] == "edgetpu"
     assert set(res["variants"]) == {"float", "int8", "int8-edgetpu"}
     tpu = res["variants"]["int8-edgetpu"]
@@ -68,8 +67,8 @@ def test_edgetpu_path_end_to_end(fake_edgetpu, models_with_compiled, tmp_path, d
     assert att["int8_cpu_vs_edgetpu"]["max_abs_prob_diff"] == 0.0
     assert att["device_delta"] == 0.0
     assert "int8-edgetpu" in res["swaps"]
-    a = np.load(out / "predictions_int8.npz")["probs"]
-    b = np.load(out / "predictions_int8-edgetpu.npz")["probs"]
+    a = load_predictions(out, "int8")["probs"]
+    b = load_predictions(out, "int8-edgetpu")["probs"]
     np.testing.assert_array_equal(a, b)
 
 
@@ -78,7 +77,7 @@ def test_auto_without_runtime_uses_the_cpu(monkeypatch, tmp_path):
     cfg = make_config({"device": "auto", "split": "verification", "limit": 20,
                        "out": str(tmp_path / "run")})
     out, _ = run(cfg, quiet=True)
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out)
     assert res["device_resolved"] == "cpu" and set(res["variants"]) == {"float", "int8"}
 
 
@@ -93,7 +92,7 @@ def test_auto_with_runtime_but_no_device_falls_back(monkeypatch, models_with_com
     cfg = make_config({"device": "auto", "split": "verification", "limit": 20,
                        "model_dir": str(models_with_compiled), "out": str(tmp_path / "run")})
     out, _ = run(cfg, quiet=True)
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out)
     assert set(res["variants"]) == {"float", "int8"}
     with pytest.raises(Exception, match="no Edge TPU device found"):
         run(make_config({"device": "edgetpu", "split": "verification", "limit": 20,
@@ -117,7 +116,7 @@ def test_auto_without_compiled_model_uses_the_cpu(fake_edgetpu, tmp_path):
     cfg = make_config({"device": "auto", "split": "verification", "limit": 20,
                        "out": str(tmp_path / "run")})
     out, _ = run(cfg, quiet=True)
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out)
     assert set(res["variants"]) == {"float", "int8"} and fake_edgetpu == []
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from benchmark import config
+from benchmark.errors import UsageError
 from benchmark.quant import observers
 from benchmark.quant.observers import (choose_range, mse_bins, percentile_range,
                                        quantization_error)
@@ -16,15 +17,18 @@ def _hist(values, bins=2048):
     return counts, edges
 
 
-def test_observer_names_agree_with_config():
-    assert config.OBSERVERS == observers.OBSERVERS
+def test_observer_names_come_from_the_registry():
+    assert config.observer_names() == observers.OBSERVER_REGISTRY.names() \
+        == ["minmax", "mse", "percentile"]
+    with pytest.raises(UsageError, match="unknown activation observer 'median'"):
+        choose_range("median", np.ones(2), np.array([0.0, 1.0, 2.0]))
 
 
 def test_minmax_keeps_the_range_and_adds_zero():
     counts, edges = np.ones(4), np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     assert choose_range("minmax", counts, edges) == (0.0, 5.0)
     assert choose_range("minmax", counts, -edges[::-1]) == (-5.0, 0.0)
-    with pytest.raises(ValueError, match="unknown activation observer 'kl'"):
+    with pytest.raises(UsageError, match="unknown activation observer 'kl'"):
         choose_range("kl", counts, edges)
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 
 import numpy as np
 import pytest
 
 from benchmark.paper import figure1, swap_location
 
-from conftest import run_cli
+from conftest import load_predictions, read_results, run_cli
 
 
 def test_figure1_by_hand():
@@ -48,13 +47,13 @@ def test_paper_cli_on_signnet(tmp_path):
                 "--weight-bits", "8,6,4", "--limit", "600", "--out", out)
     assert r.returncode == 0, r.stderr
     assert "Figure 2" in r.stdout and "swaps at conf<0.5" in r.stdout
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out)
     assert set(res["variants"]) == {"float", "int8", "w8", "w6", "w4"}
     sweep = _rows(out / "paper_fig2_sweep.csv")
     assert [row["variant"] for row in sweep] == ["int8", "w8", "w6", "w4"]
-    ref = np.load(out / "predictions_float.npz")
+    ref = load_predictions(out, "float")
     for row in sweep:
-        q = np.load(out / f"predictions_{row['variant']}.npz")
+        q = load_predictions(out, row['variant'])
         swapped = ref["probs"].argmax(1) != q["probs"].argmax(1)
         assert int(row["swaps"]) == swapped.sum()
         assert float(row["swapped_pct"]) == pytest.approx(100 * swapped.mean(), abs=1e-4)

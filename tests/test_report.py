@@ -14,6 +14,7 @@ from PIL import Image
 
 from benchmark import plots, report
 from benchmark.cli import main_wrapper
+from benchmark.rundir import Run, SplitRun
 from conftest import run_cli
 
 CHROMIUM = shutil.which("chromium")
@@ -50,7 +51,8 @@ def _fake_run(name, acc_int8):
                 "calibration": {"ece": 0.02, "mce": 0.1, "nll": 0.3, "brier": 0.1, "gap": 0.01}}
     res = {"class_names": ["a", "b"],
            "variants": {"float": variant(0.9), "int8": variant(acc_int8)}}
-    return {"dir": Path(name), "top": res, "splits": {"full": (res, Path(name))}}
+    res["split"] = "full"
+    return Run(dir=Path(name), top=res, splits={"full": SplitRun(res, Path(name))})
 
 
 def test_comparison_table_has_a_column_per_run_and_highlights_differences():
@@ -108,7 +110,12 @@ def test_report_rebuilds_from_files_and_compares_runs(small_run, tmp_path):
     page = out.read_text()
     assert "<h2>Comparison</h2>" in page and page.count("<h2>Run ") == 2
     assert (tmp_path / "cmp.md").read_text().count("## Run ") == 2
-    assert (tmp_path / "figs" / "verification_reliability_diagram_and_confidence_histogram.png"
+    # one folder of figures per run, every run's figures (not only the first run's)
+    rel = "verification_reliability_diagram_and_confidence_histogram.png"
+    first, second = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert first.startswith("1-") and second == "2-full"
+    assert (tmp_path / "figs" / first / rel).is_file()
+    assert (tmp_path / "figs" / second / "full_reliability_diagram_and_confidence_histogram.png"
             ).is_file()
     bad = run_cli("benchmark.report", tmp_path / "nothing")
     assert bad.returncode == 3 and "not a run directory" in bad.stderr
@@ -139,14 +146,15 @@ def test_bad_run_files_give_one_line_and_exit_3(small_run, tmp_path, capsys):
 
 
 def test_latency_figure_only_with_samples(small_run):
-    res, split_dir = report.load_run(small_run)["splits"]["verification"]
-    res = json.loads(json.dumps(res))
+    sr = report.load_run(small_run).splits["verification"]
+    res = json.loads(json.dumps(sr.record))
+    sr = SplitRun(res, sr.dir)
     lat = {"mean_ms": 0.2, "std_ms": 0.01, "p50_ms": 0.2, "p90_ms": 0.21, "p99_ms": 0.22,
            "throughput_per_s": 5000, "first_invoke_ms": 0.3}
     res["variants"]["int8"]["latency"] = dict(lat)
-    assert "Latency" not in [t for t, _ in report.split_figures(res, split_dir)]
+    assert "Latency" not in [t for t, _ in report.split_figures(sr)]
     res["variants"]["int8"]["latency"]["samples_ms"] = [0.19, 0.2, 0.21]
-    figs = dict(report.split_figures(res, split_dir))
+    figs = dict(report.split_figures(sr))
     assert len(figs["Latency"].axes) == 1
 
 

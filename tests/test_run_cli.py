@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -10,8 +11,8 @@ import pytest
 from benchmark.metrics import agreement, classification_summary, confusion_matrix
 from benchmark.metrics.calibration import calibration_summary
 from benchmark.metrics.swaps import swap_summary
-from benchmark.results import load_predictions
-from conftest import ROOT, run_cli
+from benchmark.rundir import metrics_rows, read_run
+from conftest import ROOT, load_predictions, read_results, run_cli
 
 TINY = ["--synth-sessions", "4", "--synth-per-class", "3"]
 
@@ -50,13 +51,13 @@ def _same(a, b) -> bool:
 
 
 def _check_run_dir(d, split, variants=("float", "int8")):
-    res = json.loads((d / "results.json").read_text())
+    res = read_results(d)
     assert res["split"] == split
     assert set(res["variants"]) == set(variants)
     k = len(res["class_names"])
     preds = {}
     for v in variants:
-        p = load_predictions(d / f"predictions_{v}.npz")
+        p = load_predictions(d, v)
         assert p["probs"].dtype == np.float32 and p["probs"].shape == (res["n_eval"], k)
         m = res["variants"][v]
         # every number in results.json is recomputed from the predictions file
@@ -66,9 +67,7 @@ def _check_run_dir(d, split, variants=("float", "int8")):
                 else m[key] == val, key
         assert m["calibration"] == calibration_summary(p["probs"], p["labels"], n_bins=15)
         cm = confusion_matrix(p["labels"], p["probs"].argmax(1), num_classes=k)
-        csv = np.loadtxt(d / f"confusion_{v}.csv", delimiter=",", skiprows=1,
-                         usecols=range(1, k + 1), dtype=np.int64)
-        np.testing.assert_array_equal(cm, csv)
+        np.testing.assert_array_equal(cm, read_run(d).splits[split].confusion(v))
         preds[v] = p
     if len(variants) == 2:
         np.testing.assert_array_equal(preds["float"]["index"], preds["int8"]["index"])
@@ -77,9 +76,13 @@ def _check_run_dir(d, split, variants=("float", "int8")):
         again = swap_summary(preds["float"]["probs"], preds["int8"]["probs"],
                              preds["int8"]["labels"], bins=10, n_boot=1000,
                              seed=res["config"]["seed"])
-        assert _same(json.loads(json.dumps(again)), res["swaps"]["int8"])
+        stored = dict(res["swaps"]["int8"])
+        assert stored.pop("agreement_with_float") == res["agreement"]["top1"]
+        assert _same(json.loads(json.dumps(again)), stored)
     lines = (d / "metrics.csv").read_text().splitlines()
     assert lines[0] == "split,variant,metric,value"
+    # metrics.csv is the records flattened, nothing else
+    assert list(csv.reader(lines[1:])) == [[str(x) for x in r] for r in metrics_rows(res)]
     return res
 
 
@@ -90,7 +93,7 @@ def test_end_to_end_on_tiny_models(tiny_models, tmp_path, env):
                 "--out", out, env=env)
     assert r.returncode == 0, r.stderr
     assert "accuracy (95 % CI)" in r.stdout and "full" in r.stdout
-    top = json.loads((out / "results.json").read_text())
+    top = read_results(out)
     assert top["splits"] == {"full": "full/results.json",
                              "verification": "verification/results.json"}
     assert top["environment"]["packages"]["numpy"]
@@ -114,7 +117,7 @@ def test_same_command_twice_gives_the_same_metrics(tiny_models, tmp_path, env):
         outs.append(out)
     assert (outs[0] / "metrics.csv").read_bytes() == (outs[1] / "metrics.csv").read_bytes()
     for v in ("float", "int8"):
-        a, b = (load_predictions(o / f"predictions_{v}.npz") for o in outs)
+        a, b = (load_predictions(o, v) for o in outs)
         np.testing.assert_array_equal(a["probs"], b["probs"])
 
 
@@ -211,7 +214,7 @@ def test_model_card_from_a_run(tiny_models, tmp_path, env):
     r = run_cli("benchmark.modelcard", "--run", out, "--model-dir", tiny_models, env=env)
     assert r.returncode == 0, r.stderr
     card = (tiny_models / "signnet" / "verification" / "MODEL_CARD.md").read_text()
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out)
     acc = 100 * res["variants"]["int8"]["accuracy"]
     assert f"| int8 | {acc:.2f} % |" in card
     assert "QUANTIZE, CONV_2D, MAX_POOL_2D" in card

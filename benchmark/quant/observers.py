@@ -30,7 +30,9 @@ import warnings
 
 import numpy as np
 
-OBSERVERS = ("minmax", "percentile", "mse")
+from benchmark.errors import UsageError
+from benchmark.registry import Registry
+
 HIST_BINS = 2048
 PERCENTILE = 99.99
 
@@ -172,16 +174,22 @@ def mse_bins(counts: np.ndarray, edges: np.ndarray, *, bits: int = 8,
     return s, e
 
 
+def minmax_range(counts: np.ndarray, edges: np.ndarray) -> tuple[float, float]:
+    """The histogram's own range (the converter's min-max), widened to 0."""
+    return _with_zero(float(edges[0]), float(edges[-1]))
+
+
+#: Activation observers by name: ``fn(counts, edges) -> (low, high)``.
+OBSERVER_REGISTRY: Registry = Registry("activation observer", option="--act-observer")
+OBSERVER_REGISTRY.register("minmax", minmax_range)
+OBSERVER_REGISTRY.register("percentile", percentile_range)
+OBSERVER_REGISTRY.register("mse", mse_range)
+OBSERVERS = tuple(OBSERVER_REGISTRY.names())
+
+
 def choose_range(observer: str, counts: np.ndarray, edges: np.ndarray) -> tuple[float, float]:
     """The activation range an ``observer`` picks from a tensor's histogram."""
-    if observer == "minmax":
-        return _with_zero(float(edges[0]), float(edges[-1]))
-    if observer == "percentile":
-        return percentile_range(counts, edges)
-    if observer == "mse":
-        return mse_range(counts, edges)
-    raise ValueError(f"unknown activation observer {observer!r}; choose one of "
-                     f"{', '.join(OBSERVERS)}")
+    return OBSERVER_REGISTRY.get(observer)(counts, edges)
 
 
 def collect_histograms(calibrated: bytes, inputs: np.ndarray, tensors: dict[int, tuple],
@@ -255,8 +263,8 @@ def converter_observer(observer: str, inputs: np.ndarray, report: dict):
     if observer == "minmax":
         yield
         return
-    if observer not in OBSERVERS:
-        raise ValueError(f"unknown activation observer {observer!r}; choose one of "
+    if observer not in OBSERVER_REGISTRY:
+        raise UsageError(f"unknown activation observer {observer!r}; choose one of "
                          f"{', '.join(OBSERVERS)}")
     from tensorflow.lite.python.optimize import calibrator
 

@@ -1,0 +1,83 @@
+"""The converted-model cache: pretrained weights and observer variants converted once, reused.
+
+``--weights`` (and any ``--act-observer`` other than the shipped min-max)
+needs a conversion (TensorFlow) before evaluation. Its artifacts go to
+``<cache>/converted/<model>-<split>-<observer>-<key>/``, where the key hashes
+the source file's bytes, the dataset's cache key, the seed, the observer and
+the converter version, so a changed input is never mistaken for a finished
+conversion. A directory is complete once ``convert_meta.json`` exists: it is
+built in a temporary sibling and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+from benchmark.results import read_json_file
+
+Log = Callable[[str], None] | None
+
+
+def cache_dir_for(cache_dir: str | Path | None) -> Path:
+    from benchmark.paths import cache_root
+    return Path(cache_dir) if cache_dir else cache_root()
+
+
+def conversion_key(*, model: str, source_sha256: str, split: str, dataset_key, seed: int,
+                   observer: str) -> str:
+    """The cache key of one conversion (stable across runs and machines)."""
+    from benchmark.convert import CONVERT_VERSION
+    from benchmark.datasets.cache import cache_key
+    return cache_key({"model": model, "source": source_sha256, "split": split,
+                      "dataset": dataset_key, "seed": seed, "act_observer": observer,
+                      "convert_version": CONVERT_VERSION})
+
+
+def ensure_converted(entry, split: str, ds, source: Path, train_meta: dict | None, *,
+                     observer: str, seed: int, data_dir, cache_dir, log: Log
+                     ) -> tuple[Path, dict]:
+    """``(artifact dir, train_meta)`` of ``source`` converted for ``split`` (cached)."""
+    from benchmark.models.cifar_resnet import file_sha256
+
+    key = conversion_key(model=entry.name, source_sha256=file_sha256(source), split=split,
+                         dataset_key=ds.meta.get("cache_key"), seed=seed, observer=observer)
+    out = cache_dir_for(cache_dir) / "converted" / f"{entry.name}-{split}-{observer}-{key}"
+    if (out / "convert_meta.json").is_file():
+        if log:
+            log(f"[{split}] using the models converted earlier in {out}")
+        return out, read_json_file(out / "train_meta.json", "train metadata")
+    if log:
+        log(f"[{split}] converting {source.name} ({observer} activation ranges) into {out}")
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with contextlib.redirect_stdout(sys.stderr if log else io.StringIO()):
+            _convert_into(tmp, entry, split, ds, source, train_meta, observer=observer,
+                          seed=seed, data_dir=data_dir)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out, read_json_file(out / "train_meta.json", "train metadata")
+
+
+def _convert_into(tmp: Path, entry, split, ds, source: Path, train_meta, *, observer, seed,
+                  data_dir) -> None:
+    from benchmark.convert import convert_keras, convert_pretrained, load_pretrained
+    from benchmark.results import write_json
+    if train_meta is None:
+        convert_pretrained(entry, source, ds, split, tmp, data_dir=data_dir, data_seed=seed,
+                           observer=observer)
+    else:
+        train_idx, _ = ds.split(split, seed=seed)
+        convert_keras(load_pretrained(entry, source), entry, ds, train_idx, tmp, split=split,
+                      observer=observer)
+        write_json(tmp / "train_meta.json", dict(train_meta, source_model=str(source)))

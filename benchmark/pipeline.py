@@ -1,0 +1,224 @@
+"""The run pipeline: plan -> (convert) -> evaluate -> compare -> persist -> present.
+
+Each stage is its own module; this one only sequences them for one run:
+
+- :mod:`benchmark.plan` validates the configuration and every file (nothing written);
+- :mod:`benchmark.convcache` converts ``--weights`` / observer variants once (cached);
+- :mod:`benchmark.evaluate` runs each variant and returns a result object;
+- :mod:`benchmark.compare` compares float vs quantized and CPU vs Edge TPU;
+- :mod:`benchmark.rundir` writes the run directory;
+- :mod:`benchmark.report` prints the tables and writes the report.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from benchmark.compare import Comparison, compare_variants
+from benchmark.config import RunConfig
+from benchmark.errors import BackendUnavailable, DataError
+from benchmark.evaluate import EvalSettings, VariantResult, evaluate_variant
+from benchmark.plan import RunPlan, SplitPlan, plan_run
+from benchmark.rundir import RunWriter, run_header
+from benchmark.variants import Variant
+
+Log = Callable[[str], None] | None
+
+
+@dataclass
+class SplitResult:
+    """One split's results in memory: per-variant results, comparison and the saved record."""
+
+    split: str
+    record: dict
+    variants: dict[str, VariantResult] = field(default_factory=dict)
+    comparison: Comparison = field(default_factory=Comparison)
+    dir: Path | None = None
+
+
+@dataclass
+class RunResult:
+    out: Path
+    splits: dict[str, SplitResult] = field(default_factory=dict)
+
+    def records(self) -> dict[str, dict]:
+        return {s: r.record for s, r in self.splits.items()}
+
+
+def subset(indices: np.ndarray, limit: int | None) -> np.ndarray:
+    """``limit`` evenly spaced entries of ``indices`` (all when limit is None or larger)."""
+    if limit is None or limit >= indices.size:
+        return indices
+    pos = np.unique(np.linspace(0, indices.size - 1, limit).round().astype(np.int64))
+    return indices[pos]
+
+
+def load_split_dataset(cfg: RunConfig, plan: RunPlan, sp: SplitPlan, log: Log):
+    """Download (when asked) and load the split's dataset."""
+    from benchmark.datasets.registry import load_dataset
+    if cfg.download:
+        from benchmark.datasets.download import download_dataset
+        download_dataset(sp.dataset, cfg.data_dir, url=cfg.download_url,
+                         progress=log is not None, log=log)
+    return load_dataset(sp.dataset, image_size=plan.entry.input_size, seed=cfg.seed,
+                        options=sp.dataset_options,
+                        cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
+                        verbose=log is not None, data_dir=sp.data_dir,
+                        on_bad_image=cfg.on_bad_image, num_classes=cfg.num_classes)
+
+
+def _artifacts(cfg: RunConfig, plan: RunPlan, sp: SplitPlan, ds, log: Log):
+    """``(artifact dir, train_meta, variants with paths)`` of a split, converting if needed."""
+    if sp.convert_from is None:
+        return sp.artifacts, sp.train_meta, list(sp.variants)
+    from benchmark.convcache import ensure_converted
+    art, meta = ensure_converted(plan.entry, sp.split, ds, sp.convert_from, sp.train_meta,
+                                 observer=cfg.act_observer, seed=cfg.seed,
+                                 data_dir=cfg.data_dir, cache_dir=cfg.cache_dir, log=log)
+    variants = [v if v.path is not None or v.kind == "weights"
+                else v.with_path(art / v.file_name(plan.entry.name)) for v in sp.variants]
+    return art, meta, variants
+
+
+def _sweep_models(writer: RunWriter, split: str, model: str, art: Path,
+                  variants: list[Variant]) -> list[Variant]:
+    """Write the ``w<b>`` models into the run directory; the variants with their paths."""
+    from benchmark.quant.bitsweep import requantize_weights
+    from benchmark.results import atomic_write_bytes
+    src = art / f"{model}_int8.tflite"
+    out = []
+    for v in variants:
+        if v.kind == "weights":
+            if not src.is_file():
+                raise DataError(f"model file not found: {src} (the weight-bit sweep starts "
+                                "from it)")
+            path = writer.sweep_model_path(split, model, v.weight_bits)
+            atomic_write_bytes(path, requantize_weights(src, v.weight_bits))
+            v = v.with_path(path)
+        out.append(v)
+    return out
+
+
+def _evaluate_all(cfg: RunConfig, plan: RunPlan, split: str, ds, eval_idx,
+                  variants: list[Variant], log: Log) -> dict[str, VariantResult]:
+    settings = EvalSettings(batch_size=cfg.batch_size, num_threads=cfg.num_threads,
+                            edgetpu_device=cfg.edgetpu_device, bins=cfg.bins,
+                            latency=cfg.latency, latency_warmup=cfg.latency_warmup,
+                            seed=cfg.seed)
+    entry = plan.entry
+    results = {}
+    for v in variants:
+        if v.kind == "compiled" and not v.path.is_file() and cfg.device == "auto":
+            if log:
+                log(f"[{split}] auto: no compiled {v.path.name}; skipping the Edge TPU")
+            continue
+        try:
+            r = evaluate_variant(v, ds, eval_idx, preprocess=entry.preprocess,
+                                 logits=entry.outputs == "logits", settings=settings)
+        except BackendUnavailable as e:
+            if cfg.device != "auto" or v.device != "edgetpu":
+                raise
+            if log:
+                log(f"[{split}] auto: skipping the Edge TPU ({e})")
+            continue
+        results[v.name] = r
+        if log:
+            lat = f", {r.latency['mean_ms']:.3f} ms/invoke" if r.latency else ""
+            p = r.predictions
+            log(f"[{split}] {v.name:12s} on {v.device}: {p.labels.size} images, "
+                f"accuracy {r.summary['accuracy']:.4f}, {p.images_per_second:.0f} img/s{lat}")
+    return results
+
+
+def _split_record(cfg: RunConfig, plan: RunPlan, split: str, ds, art: Path, meta: dict,
+                  sizes: tuple[int, int], results: dict[str, VariantResult],
+                  comparison: Comparison) -> dict:
+    from benchmark.results import read_json_file
+    rec = {"split": split, "dataset": ds.name, "dataset_meta": ds.meta,
+           "n_train": sizes[0], "n_eval": sizes[1], "class_names": list(ds.class_names),
+           "model_artifacts": str(art),
+           "variants": {v: r.record() for v, r in results.items()}}
+    rep_path = art / "representative_indices.json"
+    if rep_path.is_file():
+        # Which images calibrated the int8 activation ranges (dataset rows).
+        rep = read_json_file(rep_path, "representative set")
+        rec["calibration_images"] = {"size": rep["size"], "rows": rep["indices"],
+                                     "seed": rep["seed"]}
+    if meta.get("source") == "pretrained":
+        rec["model_source"] = {k: meta[k] for k in ("weights", "weights_sha256")}
+    if cfg.act_observer != "minmax" or meta.get("source") == "pretrained":
+        conv = read_json_file(art / "convert_meta.json", "conversion metadata")
+        rec["act_observer"] = conv.get("act_observer", "minmax")
+    rec.update(comparison.record())
+    rec["device_resolved"] = plan.device
+    return rec
+
+
+def run_split(plan: RunPlan, sp: SplitPlan, writer: RunWriter, log: Log) -> SplitResult:
+    """Evaluate every variant of one split and persist it."""
+    cfg = plan.config
+    ds = load_split_dataset(cfg, plan, sp, log)
+    art, meta, variants = _artifacts(cfg, plan, sp, ds, log)
+    if ds.num_classes != meta["num_classes"]:
+        raise DataError(f"{ds.name} has {ds.num_classes} classes but the model was trained "
+                        f"for {meta['num_classes']}")
+    train_idx, eval_idx = ds.split(sp.split, seed=cfg.seed)
+    eval_idx = subset(eval_idx, cfg.limit)
+    variants = _sweep_models(writer, sp.split, plan.entry.name, art, variants)
+    results = _evaluate_all(cfg, plan, sp.split, ds, eval_idx, variants, log)
+    comparison = compare_variants(results, seed=cfg.seed)
+    record = _split_record(cfg, plan, sp.split, ds, art, meta,
+                           (int(train_idx.size), int(eval_idx.size)), results, comparison)
+    d = writer.write_split(record, {v: r.arrays() for v, r in results.items()})
+    return SplitResult(split=sp.split, record=record, variants=results,
+                       comparison=comparison, dir=d)
+
+
+def execute(plan: RunPlan, log: Log = None) -> RunResult:
+    """Run a validated plan: every split evaluated and written into ``plan.out``."""
+    from benchmark.results import environment
+    for note in plan.notes:
+        if log:
+            log(note)
+    splits = tuple(sp.split for sp in plan.splits)
+    writer = RunWriter(plan.out, splits, run_header(plan.config.to_dict(), environment()))
+    result = RunResult(out=plan.out)
+    for sp in plan.splits:
+        result.splits[sp.split] = run_split(plan, sp, writer, log)
+    writer.finish()
+    return result
+
+
+def present(result: RunResult, *, tables: bool, report: bool, log: Log) -> None:
+    """Tables on stdout and the HTML/Markdown report."""
+    from benchmark.report import print_tables, write_report
+    if tables:
+        print_tables(result.records())
+    if report:
+        html_path, _ = write_report([result.out])
+        if log:
+            log(f"report: {html_path}")
+    if log:
+        log(f"results in {result.out}")
+
+
+def run(cfg: RunConfig, *, quiet: bool = False, tables: bool = True,
+        default_prefix: str = "") -> tuple[Path, dict]:
+    """Plan, execute and present one run; ``(run directory, {split: record})``."""
+    result = run_result(cfg, quiet=quiet, tables=tables, default_prefix=default_prefix)
+    return result.out, result.records()
+
+
+def run_result(cfg: RunConfig, *, quiet: bool = False, tables: bool = True,
+               default_prefix: str = "") -> RunResult:
+    """Like :func:`run`, returning the in-memory :class:`RunResult`."""
+    log = None if quiet else (lambda msg: print(msg, file=sys.stderr))
+    plan = plan_run(cfg, default_prefix=default_prefix)
+    result = execute(plan, log)
+    present(result, tables=tables, report=cfg.report, log=log)
+    return result

@@ -1,0 +1,537 @@
+"""The run directory: every file name, the per-split layout, typed records, one reader, one writer.
+
+A run directory is what ``benchmark.run`` leaves on disk. This module is the
+only place that knows its file names and layout; the report, the model
+cards, the paper's analysis and the tests read runs through :func:`read_run`
+and runs are written through :class:`RunWriter`.
+
+Layout: a run of one split keeps its files at the top of the directory; a
+run of several splits (``--split all``) keeps each split's files in a
+sub-directory named after the split, with a top-level ``results.json``
+indexing them and a ``metrics.csv`` holding every split's rows.
+
+``results.json`` carries ``format_version``. Runs written before the field
+existed are version 1 (the same layout and records, without ``kind``,
+``weight_bits``, ``reference`` and ``agreement_with_float``); they are read as
+they are. A run of a newer version than this module knows is refused with a
+message that says which version is needed.
+
+``python -m benchmark.rundir`` prints the file table of ``docs/run-directory.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, TypedDict
+
+import numpy as np
+
+from benchmark.errors import DataError, UsageError
+from benchmark.results import atomic_write_bytes, write_csv, write_json
+
+#: Version of the records in results.json; bump when a record changes shape.
+FORMAT_VERSION = 2
+#: The oldest version :func:`read_run` reads.
+OLDEST_READABLE = 1
+
+RESULTS = "results.json"
+METRICS = "metrics.csv"
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+MODELS_DIR = "models"
+METRICS_HEADER = ["split", "variant", "metric", "value"]
+
+
+def confusion_name(variant: str) -> str:
+    return f"confusion_{variant}.csv"
+
+
+def predictions_name(variant: str) -> str:
+    return f"predictions_{variant}.npz"
+
+
+def sweep_model_name(model: str, bits: int) -> str:
+    return f"{model}_w{bits}.tflite"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One kind of file in a run directory."""
+
+    pattern: str
+    where: str          # "run" (top level), "split" (per split), "run or split"
+    written_by: str
+    description: str
+
+
+#: Every file a run directory can hold.
+FILES: tuple[FileSpec, ...] = (
+    FileSpec(RESULTS, "run and split", "benchmark.run",
+             "config, environment, `format_version`; per split: dataset, variants "
+             "(metrics, model file, runtime, latency), agreement, swaps, attribution. With "
+             "several splits the top-level file only indexes them under `splits`"),
+    FileSpec(METRICS, "run and split", "benchmark.run",
+             "tidy rows `split,variant,metric,value` flattened from results.json (the top-level "
+             "file holds every split's rows)"),
+    FileSpec(confusion_name("<variant>"), "split", "benchmark.run",
+             "confusion matrix, rows = true class, columns = predicted class, labelled by name"),
+    FileSpec(predictions_name("<variant>"), "split", "benchmark.run",
+             "`probs` (N, K) float32, `labels` (N,) int64, `index` (N,) int64 dataset rows"),
+    FileSpec(f"{MODELS_DIR}/<model>_w<b>.tflite", "split", "benchmark.run --weight-bits",
+             "the int8 model with weights re-quantized to b bits"),
+    FileSpec(REPORT_HTML, "run", "benchmark.run, benchmark.report",
+             "self-contained HTML report (tables and figures)"),
+    FileSpec(REPORT_MD, "run", "benchmark.run, benchmark.report", "the report's tables"),
+    FileSpec("paper_fig1_reliability.csv", "run", "benchmark.paper",
+             "float model: 15 equal-count and 15 equal-width reliability bins per split"),
+    FileSpec("paper_fig1_confidence.csv", "run", "benchmark.paper",
+             "float confidence histogram, correct and wrong"),
+    FileSpec("paper_fig2_sweep.csv", "run", "benchmark.paper",
+             "per variant: bits, accuracy, % swapped, delta error, ratio, ECE, where swaps sit"),
+    FileSpec("paper_fig2_swaps_by_confidence.csv", "run", "benchmark.paper",
+             "swapped / all counts over float confidence per variant"),
+    FileSpec("paper.json", "run", "benchmark.paper", "all of the paper's data"),
+    FileSpec("paper_tables.txt", "run", "benchmark.paper", "the printed tables"),
+    FileSpec("paper_fig1.png, paper_fig2_*.png", "run", "benchmark.paper", "the figures"),
+)
+
+
+# ------------------------------------------------------------------ records
+
+
+class Interval(TypedDict):
+    low: float
+    high: float
+    confidence: float
+    method: str
+
+
+class Histogram(TypedDict):
+    edges: list[float]
+    counts: list[int]
+    fractions: list[float]
+
+
+class CalibrationRecord(TypedDict):
+    n_bins: int
+    ece: float
+    mce: float
+    adaptive_ece: float
+    brier: float
+    nll: float
+    mean_confidence: float
+    accuracy: float
+    gap: float
+    reliability: dict
+
+
+class LatencyRecord(TypedDict, total=False):
+    n: int
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    throughput_per_s: float
+    first_invoke_ms: float
+    warmup: int
+    samples_ms: list[float]
+
+
+class VariantRecord(TypedDict, total=False):
+    """One variant's metrics and provenance (``variants[<name>]`` in results.json)."""
+
+    kind: str
+    weight_bits: int | None
+    reference: str | None
+    accuracy: float
+    n: int
+    n_correct: int
+    accuracy_interval: Interval
+    mean_normalized_entropy: float
+    certainty_histogram: Histogram
+    output_histogram: Histogram
+    calibration: CalibrationRecord
+    model_file: str
+    model_bytes: int
+    device: str
+    runtime: dict
+    inference_seconds: float
+    wall_seconds: float
+    images_per_second: float
+    latency: LatencyRecord
+
+
+class AgreementRecord(TypedDict):
+    top1: float
+    max_abs_prob_diff: float
+    mean_abs_prob_diff: float
+
+
+class SwapRecord(TypedDict, total=False):
+    """Swap statistics of one quantized variant against float (``swaps[<name>]``)."""
+
+    agreement_with_float: float
+    n: int
+    swapped: int
+    right_to_wrong: int
+    wrong_to_right: int
+    wrong_to_wrong: int
+    ref_errors: int
+    q_errors: int
+    swapped_pct: float
+    delta_error_pct: float
+    ratio: float
+    mcnemar_p: float
+    accuracy_change: dict
+    swapped_by_confidence: dict
+
+
+class AttributionRecord(TypedDict):
+    accuracy: dict
+    quantization_delta: float | None
+    device_delta: float
+    int8_cpu_vs_edgetpu: AgreementRecord
+
+
+class CalibrationImages(TypedDict):
+    size: int
+    rows: list[int]
+    seed: int
+
+
+class SplitRecord(TypedDict, total=False):
+    """One split's results.json (after the run header)."""
+
+    format_version: int
+    config: dict
+    environment: dict
+    created: str
+    split: str
+    dataset: str
+    dataset_meta: dict
+    n_train: int
+    n_eval: int
+    class_names: list[str]
+    model_artifacts: str
+    variants: dict[str, VariantRecord]
+    calibration_images: CalibrationImages
+    model_source: dict
+    act_observer: str
+    agreement: AgreementRecord
+    swaps: dict
+    attribution: AttributionRecord
+    device_resolved: str
+
+
+RECORDS = (SplitRecord, VariantRecord, SwapRecord, AgreementRecord, AttributionRecord,
+           LatencyRecord, CalibrationRecord, CalibrationImages, Histogram, Interval)
+
+
+def run_header(config: dict, environment: dict) -> dict:
+    """The keys every results.json starts with."""
+    return {"format_version": FORMAT_VERSION, "config": config, "environment": environment,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+# ------------------------------------------------------------------ metrics.csv
+
+SWAP_ROWS = ("swapped_pct", "delta_error_pct", "ratio", "right_to_wrong", "wrong_to_right",
+             "wrong_to_wrong", "mcnemar_p")
+LATENCY_ROWS = ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "first_invoke_ms")
+CALIBRATION_ROWS = ("ece", "mce", "adaptive_ece", "brier", "nll", "mean_confidence", "gap")
+
+
+def variant_rows(split: str, variant: str, m: VariantRecord) -> list[list]:
+    """Scalar metrics of one variant as ``[split, variant, metric, value]`` rows."""
+    rows = [[split, variant, f"latency_{k}", m["latency"][k]] for k in LATENCY_ROWS] \
+        if m.get("latency") else []
+    rows += [[split, variant, k, m[k]]
+             for k in ("accuracy", "n", "n_correct", "mean_normalized_entropy")]
+    ci = m["accuracy_interval"]
+    rows += [[split, variant, "accuracy_ci_low", ci["low"]],
+             [split, variant, "accuracy_ci_high", ci["high"]]]
+    if "calibration" in m:
+        rows += [[split, variant, f"calibration_{k}", m["calibration"][k]]
+                 for k in CALIBRATION_ROWS]
+    for hist in ("certainty_histogram", "output_histogram"):
+        h = m[hist]
+        for lo, hi, c in zip(h["edges"][:-1], h["edges"][1:], h["counts"]):
+            rows.append([split, variant, f"{hist}[{lo:.2f},{hi:.2f}]", c])
+    return rows
+
+
+def metrics_rows(record: SplitRecord) -> list[list]:
+    """Every metrics.csv row of one split, flattened from its record."""
+    split = record["split"]
+    rows = []
+    for v, m in record["variants"].items():
+        rows += variant_rows(split, v, m)
+    for v, sw in record.get("swaps", {}).items():
+        if v == "reference":
+            continue
+        agree = sw.get("agreement_with_float", 1 - sw["swapped"] / sw["n"] if sw["n"] else 1.0)
+        rows.append([split, v, "agreement_with_float", agree])
+        rows += [[split, v, k, sw[k]] for k in SWAP_ROWS]
+    if "attribution" in record:
+        rows.append([split, "int8-edgetpu", "identical_top1_with_int8_cpu",
+                     record["attribution"]["int8_cpu_vs_edgetpu"]["top1"]])
+    return rows
+
+
+# ------------------------------------------------------------------ writer
+
+
+def default_out_dir(root: Path, prefix: str = "") -> Path:
+    """``<root>/runs/<prefix><UTC timestamp>`` not yet taken (nothing is created)."""
+    stamp = prefix + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = root / "runs" / stamp
+    n = 1
+    while out.exists():
+        n += 1
+        out = root / "runs" / f"{stamp}-{n}"
+    return out
+
+
+def check_out_dir(out: Path) -> Path:
+    """Refuse an ``--out`` that already holds a run (nothing is created)."""
+    out = Path(out)
+    if (out / RESULTS).exists():
+        raise UsageError(f"{out} already holds a run ({RESULTS}); choose another --out")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    return out
+
+
+def split_dir(out: Path, split: str, n_splits: int) -> Path:
+    """Where one split's files go: the run directory itself, or ``<out>/<split>``."""
+    return Path(out) / split if n_splits > 1 else Path(out)
+
+
+def write_confusion(path: Path, matrix: np.ndarray, class_names) -> None:
+    """Rows = true class, columns = predicted class, both labelled by name."""
+    rows = [[name, *map(int, row)] for name, row in zip(class_names, matrix)]
+    write_csv(path, ["true\\pred", *class_names], rows)
+
+
+def write_predictions(path: Path, *, probs, labels, index) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, probs=np.asarray(probs, np.float32),
+                        labels=np.asarray(labels, np.int64), index=np.asarray(index, np.int64))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class RunWriter:
+    """Writes one run directory: per-split files, then the index of several splits."""
+
+    def __init__(self, out: Path, splits: tuple[str, ...], header: dict):
+        self.out = Path(out)
+        self.splits = tuple(splits)
+        self.header = header
+        self.rows: list[list] = []
+
+    def split_dir(self, split: str) -> Path:
+        return split_dir(self.out, split, len(self.splits))
+
+    def sweep_model_path(self, split: str, model: str, bits: int) -> Path:
+        return self.split_dir(split) / MODELS_DIR / sweep_model_name(model, bits)
+
+    def write_split(self, record: SplitRecord, arrays: dict[str, dict]) -> Path:
+        """Write one split: confusion CSVs and predictions per variant, results.json, metrics.csv.
+
+        ``arrays[variant]`` holds ``confusion`` and ``probs``/``labels``/``index``.
+        """
+        d = self.split_dir(record["split"])
+        for v, a in arrays.items():
+            write_confusion(d / confusion_name(v), a["confusion"], record["class_names"])
+            write_predictions(d / predictions_name(v), probs=a["probs"], labels=a["labels"],
+                              index=a["index"])
+        rows = metrics_rows(record)
+        write_json(d / RESULTS, dict(self.header, **record))
+        write_csv(d / METRICS, METRICS_HEADER, rows)
+        self.rows += rows
+        return d
+
+    def finish(self) -> None:
+        """With several splits: the top-level metrics.csv and results.json index."""
+        if len(self.splits) > 1:
+            write_csv(self.out / METRICS, METRICS_HEADER, self.rows)
+            write_json(self.out / RESULTS, dict(self.header, splits={
+                s: f"{s}/{RESULTS}" for s in self.splits}))
+
+
+# ------------------------------------------------------------------ reader
+
+_VARIANT_KEYS = ("accuracy", "accuracy_interval", "n", "mean_normalized_entropy",
+                 "certainty_histogram", "output_histogram")
+
+
+@dataclass
+class SplitRun:
+    """One split of a saved run: its record and where its files are."""
+
+    record: SplitRecord
+    dir: Path
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.record["variants"])
+
+    def has_predictions(self, variant: str) -> bool:
+        return (self.dir / predictions_name(variant)).is_file()
+
+    def has_confusion(self, variant: str) -> bool:
+        return (self.dir / confusion_name(variant)).is_file()
+
+    def predictions(self, variant: str) -> dict[str, np.ndarray]:
+        """``probs``, ``labels``, ``index`` of a variant (DataError if unreadable)."""
+        path = self.dir / predictions_name(variant)
+        k = len(self.record["class_names"])
+        try:
+            with np.load(path) as z:
+                out = {key: z[key] for key in ("probs", "labels", "index")}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{path}: unreadable predictions ({e})") from None
+        if out["probs"].ndim != 2 or out["probs"].shape[1] != k:
+            raise DataError(f"{path}: expected probs of shape (n, {k}), "
+                            f"got {out['probs'].shape}")
+        return out
+
+    def confusion(self, variant: str) -> np.ndarray:
+        """The k x k count matrix of a variant (DataError if malformed)."""
+        path = self.dir / confusion_name(variant)
+        k = len(self.record["class_names"])
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.reader(f))
+            cm = np.array([[int(v) for v in r[1:]] for r in rows[1:]], dtype=np.int64)
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: unreadable confusion matrix ({e})") from None
+        if cm.shape != (k, k):
+            raise DataError(f"{path}: expected a {k} x {k} confusion matrix, got shape "
+                            f"{cm.shape}")
+        return cm
+
+
+@dataclass
+class Run:
+    """A saved run: the top-level results.json and its splits."""
+
+    dir: Path
+    top: dict
+    splits: dict[str, SplitRun] = field(default_factory=dict)
+
+    @property
+    def format_version(self) -> int:
+        return int(self.top.get("format_version", 1))
+
+    def records(self) -> dict[str, SplitRecord]:
+        return {s: sr.record for s, sr in self.splits.items()}
+
+    def __iter__(self) -> Iterator[tuple[str, SplitRun]]:
+        return iter(self.splits.items())
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: not a benchmark.run {RESULTS}")
+    return data
+
+
+def _check_version(data: dict, where: Path) -> None:
+    v = data.get("format_version", 1)
+    if not isinstance(v, int) or v < OLDEST_READABLE:
+        raise DataError(f"{where}: unknown format_version {v!r}")
+    if v > FORMAT_VERSION:
+        raise DataError(f"{where}: run format_version {v} needs a newer edgetpu-bench "
+                        f"(this one reads versions {OLDEST_READABLE}..{FORMAT_VERSION})")
+
+
+def check_split_record(res, where) -> SplitRecord:
+    """Return ``res`` if it looks like one split's results.json, else raise DataError."""
+    if not isinstance(res, dict) or not isinstance(res.get("variants"), dict) \
+            or not res["variants"] or not isinstance(res.get("class_names"), list) \
+            or not isinstance(res.get("split"), str):
+        raise DataError(f"{where}: not a benchmark.run {RESULTS} (no split/variants/"
+                        "class_names)")
+    for v, m in res["variants"].items():
+        missing = [k for k in _VARIANT_KEYS if not isinstance(m, dict) or k not in m]
+        if missing:
+            raise DataError(f"{where}: variant {v!r} lacks {', '.join(missing)}")
+    return res
+
+
+def read_run(run_dir: Path) -> Run:
+    """Read a run directory written by ``benchmark.run`` (any readable format_version).
+
+    Raises
+    ------
+    DataError
+        When results.json is missing, unreadable, of an unknown version, or not
+        a run's results.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / RESULTS
+    if not path.is_file():
+        raise DataError(f"{run_dir} is not a run directory (no {RESULTS})")
+    top = _read_json(path)
+    _check_version(top, path)
+    run = Run(dir=run_dir, top=top)
+    if "splits" in top:
+        if not isinstance(top["splits"], dict) or not top["splits"]:
+            raise DataError(f"{path}: 'splits' must map split names to files")
+        for s, rel in top["splits"].items():
+            p = run_dir / str(rel)
+            rec = _read_json(p)
+            _check_version(rec, p)
+            run.splits[s] = SplitRun(check_split_record(rec, p), p.parent)
+    else:
+        rec = check_split_record(top, path)
+        run.splits[rec["split"]] = SplitRun(rec, run_dir)
+    return run
+
+
+# ------------------------------------------------------------------ docs
+
+
+def file_table() -> str:
+    """The Markdown table of :data:`FILES` (docs/run-directory.md embeds it)."""
+    lines = ["| file | where | written by | what |", "|---|---|---|---|"]
+    for f in FILES:
+        lines.append(f"| `{f.pattern}` | {f.where} | {f.written_by} | {f.description} |")
+    return "\n".join(lines)
+
+
+def record_table() -> str:
+    """The Markdown table of the records' fields (docs/run-directory.md embeds it)."""
+    lines = ["| record | field | type |", "|---|---|---|"]
+    for rec in RECORDS:
+        for name, tp in rec.__annotations__.items():
+            t = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+            lines.append(f"| {rec.__name__} | `{name}` | {t} |")
+    return "\n".join(lines)
+
+
+def docs_block() -> str:
+    """What goes between the ``rundir-table`` markers of docs/run-directory.md."""
+    return (f"Format version {FORMAT_VERSION} (reads {OLDEST_READABLE}..{FORMAT_VERSION}).\n\n"
+            f"{file_table()}\n\n{record_table()}\n")
+
+
+if __name__ == "__main__":
+    sys.stdout.write(docs_block())

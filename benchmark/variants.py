@@ -1,0 +1,124 @@
+"""What a run evaluates: :class:`Variant` records instead of names parsed in five places.
+
+A variant is one model file on one device: the float reference, the int8
+model on the CPU interpreter, the compiled int8 model on the Edge TPU, or the
+int8 model with weights re-quantized to fewer bits (``w<b>``, the paper's
+sweep). Every stage (plan, evaluate, compare, persist, present) reads the
+variant's fields; only :func:`variant_from_name` turns a stored name back
+into a variant, for runs read from disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Kinds of variants, in the order a run evaluates them.
+KINDS = ("float", "int8", "compiled", "weights")
+#: The base variants ``--variants`` chooses from.
+BASE_VARIANTS = ("float", "int8")
+EDGETPU_NAME = "int8-edgetpu"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model file evaluated on one device.
+
+    Attributes
+    ----------
+    name : str
+        Name in results and file names (``float``, ``int8``, ``int8-edgetpu``, ``w4``).
+    kind : {"float", "int8", "compiled", "weights"}
+    device : {"cpu", "edgetpu"}
+    path : Path or None
+        The ``.tflite`` file (None until the artifacts are known).
+    weight_bits : int or None
+        Bit width of the weights (None for the float model).
+    reference : str or None
+        The variant it is compared with: ``float`` for quantized ones, ``int8``
+        (the same model on the CPU) for the Edge TPU, None for the float model.
+    """
+
+    name: str
+    kind: str
+    device: str = "cpu"
+    path: Path | None = None
+    weight_bits: int | None = None
+    reference: str | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.kind != "float"
+
+    def with_path(self, path: Path) -> "Variant":
+        return Variant(self.name, self.kind, self.device, Path(path), self.weight_bits,
+                       self.reference)
+
+    def file_name(self, model: str) -> str:
+        """The artifact file name of this variant of ``model``."""
+        if self.kind == "compiled":
+            return f"{model}_int8_edgetpu.tflite"
+        return f"{model}_{self.name}.tflite"
+
+    def record(self) -> dict:
+        """The fields stored with the variant's results (JSON-ready)."""
+        return {"kind": self.kind, "weight_bits": self.weight_bits, "reference": self.reference}
+
+
+def float_variant() -> Variant:
+    return Variant("float", "float")
+
+
+def int8_variant() -> Variant:
+    return Variant("int8", "int8", weight_bits=8, reference="float")
+
+
+def edgetpu_variant() -> Variant:
+    return Variant(EDGETPU_NAME, "compiled", device="edgetpu", weight_bits=8, reference="int8")
+
+
+def weight_variant(bits: int) -> Variant:
+    """``w<bits>``: the int8 model with weights re-quantized to ``bits`` (8-bit activations)."""
+    return Variant(f"w{bits}", "weights", weight_bits=int(bits), reference="float")
+
+
+def variant_from_name(name: str) -> Variant:
+    """The variant a stored name stands for (runs written before variants were recorded).
+
+    Examples
+    --------
+    >>> variant_from_name("w4").weight_bits, variant_from_name("int8-edgetpu").device
+    (4, 'edgetpu')
+    """
+    if name == "float":
+        return float_variant()
+    if name == "int8":
+        return int8_variant()
+    if name == EDGETPU_NAME:
+        return edgetpu_variant()
+    if name[:1] == "w" and name[1:].isdigit():
+        return weight_variant(int(name[1:]))
+    return Variant(name, "int8", weight_bits=None, reference="float")
+
+
+def plan_variants(base: tuple[str, ...], *, device: str,
+                  weight_bits: tuple[int, ...] = ()) -> list[Variant]:
+    """The variants of a run, in evaluation order (paths not yet known).
+
+    The float model is the CPU reference. On the Edge TPU the int8 model runs
+    twice, on the CPU interpreter (``int8``) and compiled on the TPU
+    (``int8-edgetpu``), so a drop can be attributed to quantization or to the
+    device.
+
+    Examples
+    --------
+    >>> [v.name for v in plan_variants(("float", "int8"), device="edgetpu", weight_bits=(6,))]
+    ['float', 'int8', 'int8-edgetpu', 'w6']
+    """
+    out = []
+    for name in base:
+        out.append(float_variant() if name == "float" else int8_variant())
+        if name == "int8" and device == "edgetpu":
+            out.append(edgetpu_variant())
+    out += [weight_variant(b) for b in weight_bits]
+    return out

@@ -94,3 +94,36 @@ def test_keras_backend_matches_the_float_tflite(tf, tmp_path):
     np.testing.assert_allclose(k.predict_images(imgs, PixelTransform()),
                                t.predict_images(imgs, PixelTransform()), atol=1e-5)
     assert k.info()["backend"] == "keras-float"
+
+
+def test_convert_writes_the_dataset_cache_into_cache_dir(tf, tmp_path):
+    """``benchmark.convert --cache-dir``: the calibration data is rendered there, not in the repo.
+
+    The model is the untrained SignNet (same graph as a trained one, no training cost).
+    """
+    import keras
+
+    from benchmark import convert
+    from benchmark.artifacts import TrainMeta, read_convert_meta
+    from benchmark.datasets.carolo_synth import CLASS_NAMES
+    from benchmark.results import write_json
+
+    entry = get_model("signnet")
+    art = entry.artifact_dir("verification", tmp_path / "models")
+    art.mkdir(parents=True)
+    keras.utils.set_random_seed(0)
+    entry.build(num_classes=30).save(art / "signnet.keras")
+    write_json(art / "train_meta.json", TrainMeta(
+        model="signnet", dataset="carolo-synth", split="verification", dataset_meta={},
+        dataset_options={"n_sessions": 4, "per_class_per_session": 1}, data_dir=None,
+        num_classes=30, class_names=list(CLASS_NAMES), input_size=entry.input_size,
+        preprocessing=entry.preprocess.describe(), n_train=90, n_eval=30, seed=0,
+        data_seed=0, hyperparameters={}, train_seconds=0.0, environment={}).to_json())
+    assert convert.main(["--split", "verification", "--model-dir", str(tmp_path / "models"),
+                         "--representative-size", "10", "--cache-dir",
+                         str(tmp_path / "cache")]) == 0
+    [cached] = list((tmp_path / "cache").iterdir())
+    assert (cached / "images.npy").is_file()
+    meta = read_convert_meta(art / "convert_meta.json")
+    assert meta.representative_size == 10 and set(meta.variants) == {"float", "int8"}
+    assert (art / "signnet_int8.tflite").is_file()

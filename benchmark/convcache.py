@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from benchmark.results import read_json_file
+from benchmark.artifacts import read_train_meta
 
 Log = Callable[[str], None] | None
 
@@ -51,7 +51,7 @@ def ensure_converted(entry, split: str, ds, source: Path, train_meta: dict | Non
     if (out / "convert_meta.json").is_file():
         if log:
             log(f"[{split}] using the models converted earlier in {out}")
-        return out, read_json_file(out / "train_meta.json", "train metadata")
+        return out, read_train_meta(out / "train_meta.json").to_json()
     if log:
         log(f"[{split}] converting {source.name} ({observer} activation ranges) into {out}")
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
@@ -66,7 +66,7 @@ def ensure_converted(entry, split: str, ds, source: Path, train_meta: dict | Non
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out, read_json_file(out / "train_meta.json", "train metadata")
+    return out, read_train_meta(out / "train_meta.json").to_json()
 
 
 def _convert_into(tmp: Path, entry, split, ds, source: Path, train_meta, *, observer, seed,

@@ -62,7 +62,7 @@ class PaperConfig:
 
 def parse_args(argv=None) -> PaperConfig:
     """The paper's command line: every ``benchmark.run`` option plus the figures' options."""
-    from benchmark.run import add_run_arguments
+    from benchmark.run import add_run_arguments, split_cli_dataset_options
     p = argparse.ArgumentParser(prog="python -m benchmark.paper",
                                 description=__doc__.split("\n")[0])
     add_run_arguments(p, skip=("report", "variants"))
@@ -74,6 +74,7 @@ def parse_args(argv=None) -> PaperConfig:
     swap_bins, rel_bins, no_plots = a.pop("swap_bins"), a.pop("reliability_bins"), \
         a.pop("no_plots")
     config_file, _ = a.pop("config"), a.pop("quiet")
+    split_cli_dataset_options(a)
     run_cfg = replace(make_config(a, config_file, defaults=PAPER_DEFAULTS), report=False)
     return PaperConfig(run=run_cfg, swap_bins=swap_bins, reliability_bins=rel_bins,
                        plots=not no_plots).validate()
@@ -220,20 +221,24 @@ def _savefig(fig, path: Path) -> Path:
     return path
 
 
-def plot(out: Path, analyses: dict) -> list[Path]:
+def figure1_plot(analyses: dict):
+    """Figure 1: equal-count reliability curve over an equal-width confidence histogram."""
     from benchmark import plots
-
-    written = []
     rels = {f"{s} float": a["figure1"]["reliability_equal_count"] for s, a in analyses.items()}
     # The lower panel is a confidence histogram: equal-width bins (equal-count ones are flat).
     hists = {f"{s} float": a["figure1"]["reliability_equal_width"] for s, a in analyses.items()}
-    fig = plots.reliability({k: {kk: np.asarray(vv).tolist() for kk, vv in v.items()}
-                             for k, v in rels.items()},
-                            hists={k: {"edges": np.asarray(v["edges"]).tolist(),
-                                       "counts": np.asarray(v["counts"]).tolist()}
-                                   for k, v in hists.items()},
-                            title="Reliability (15 equal-count bins), float model")
-    written.append(_savefig(fig, out / "paper_fig1.png"))
+    return plots.reliability({k: {kk: np.asarray(vv).tolist() for kk, vv in v.items()}
+                              for k, v in rels.items()},
+                             hists={k: {"edges": np.asarray(v["edges"]).tolist(),
+                                        "counts": np.asarray(v["counts"]).tolist()}
+                                    for k, v in hists.items()},
+                             title="Reliability (15 equal-count bins), float model")
+
+
+def plot(out: Path, analyses: dict) -> list[Path]:
+    from benchmark import plots
+
+    written = [_savefig(figure1_plot(analyses), out / "paper_fig1.png")]
     for split, a in analyses.items():
         rows = [r for r in a["figure2"] if r["variant"] != "int8"]
         if not rows:

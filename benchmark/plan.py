@@ -18,7 +18,7 @@ from benchmark.config import RunConfig
 from benchmark.errors import BackendUnavailable, DataError, UsageError
 from benchmark.models.base import ModelEntry
 from benchmark.paths import PROJECT_ROOT, models_root
-from benchmark.results import read_json_file
+from benchmark.artifacts import read_train_meta
 from benchmark.variants import Variant, plan_variants
 
 Log = Callable[[str], None] | None
@@ -53,14 +53,6 @@ class RunPlan:
     notes: tuple[str, ...] = ()      # what planning decided (printed unless --quiet)
 
 
-def trained_dataset_options(train_meta: dict) -> dict:
-    """Dataset options recorded when a model was trained (so it is evaluated on the same data)."""
-    if "dataset_options" in train_meta:
-        return dict(train_meta["dataset_options"] or {})
-    spec = train_meta.get("dataset_meta", {}).get("spec", {})
-    return {k: v for k, v in spec.items() if k not in ("seed", "image_size")}
-
-
 def resolve_device(cfg: RunConfig) -> tuple[str, str | None]:
     """``(device, note)``: ``auto`` -> ``edgetpu`` when the delegate library is installed."""
     from benchmark.backends.edgetpu import check_edgetpu_available, find_delegate_library
@@ -77,21 +69,9 @@ def resolve_device(cfg: RunConfig) -> tuple[str, str | None]:
 
 def _validate_dataset(cfg: RunConfig, name: str, options: dict, data_dir) -> None:
     """Name, options and data folder of the dataset (``--download`` fetches the folder later)."""
-    from benchmark.datasets import registry
-    if not hasattr(registry, "validate_dataset"):   # until the datasets interface lands
-        if name not in registry.DATASETS:
-            raise UsageError(f"unknown dataset {name!r}; available: "
-                             f"{', '.join(registry.DATASETS)}")
-        return
-    if cfg.download:
-        registry.DATASET_REGISTRY.get(name) if hasattr(registry, "DATASET_REGISTRY") else None
-        return
-    registry.validate_dataset(name, options=options, data_dir=data_dir,
-                              num_classes=cfg.num_classes, on_bad_image=cfg.on_bad_image)
-
-
-def _needs_conversion(cfg: RunConfig, meta: dict | None) -> bool:
-    return bool(cfg.weights) or cfg.act_observer != "minmax"
+    from benchmark.datasets.registry import validate_dataset
+    validate_dataset(name, options=options, data_dir=data_dir, num_classes=cfg.num_classes,
+                     on_bad_image=cfg.on_bad_image, download=cfg.download)
 
 
 def _check_converter_available() -> None:
@@ -109,13 +89,11 @@ def _split_inputs(cfg: RunConfig, entry: ModelEntry, split: str, artifacts: Path
     if not meta_path.is_file():
         raise DataError(f"no trained {cfg.model} for split {split!r}: {meta_path} is "
                         "missing (train and convert it, see docs/commands.md)")
-    meta = read_json_file(meta_path, "train metadata")
-    for key in ("dataset", "num_classes"):
-        if key not in meta:
-            raise DataError(f"{meta_path}: lacks {key!r} (not written by benchmark.train?)")
+    meta = read_train_meta(meta_path).to_json()
     dataset = cfg.dataset or meta["dataset"]
     options = dict(cfg.dataset_options)
     if not options and dataset == meta["dataset"]:
+        from benchmark.datasets.registry import trained_dataset_options
         options = trained_dataset_options(meta)
     data_dir = cfg.data_dir or (meta.get("data_dir") if dataset == meta["dataset"] else None)
     source = artifacts / f"{entry.name}.keras" if cfg.act_observer != "minmax" else None

@@ -24,9 +24,21 @@ def add_run_arguments(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ())
 
     ``skip`` leaves out options (by dest) a wrapping command sets itself.
     """
+    from benchmark.datasets.cli import add_dataset_arguments
+    _model_arguments(p)
+    add_dataset_arguments(p, defaults_none=True,
+                          dataset_help="dataset (default: the one the model was trained on)")
+    _evaluation_arguments(p)
+    _output_arguments(p)
+    for dest in skip:
+        _remove_option(p, dest)
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    from benchmark.models.registry import list_models
     p.add_argument("--config", help="TOML or JSON file of settings (CLI flags override it)")
-    p.add_argument("--model", help="registered model (default signnet)")
-    p.add_argument("--dataset", help="dataset (default: the one the model was trained on)")
+    p.add_argument("--model", help=f"registered model (default signnet): "
+                                   f"{', '.join(list_models())}")
     p.add_argument("--split", choices=SPLIT_CHOICES, help="default verification")
     p.add_argument("--device", choices=DEVICES,
                    help="where the int8 model runs: cpu, edgetpu (int8 also on the CPU, for "
@@ -43,34 +55,29 @@ def add_run_arguments(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ())
                    help="activation ranges of the int8 model: minmax (TFLite default, the "
                         "shipped models), percentile or mse (the paper's); anything but minmax "
                         "re-converts (needs TensorFlow)")
+    p.add_argument("--variants", help="comma list of float,int8 (default both)")
+    p.add_argument("--model-dir", help="models root holding <model>/<split>/ (default models/)")
+
+
+def _evaluation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", type=int, metavar="N",
-                   help="also time N invokes per variant (default 0: off)")
+                   help="also time N invokes per variant (default 0: off); the first invoke "
+                        "is timed on the fresh interpreter, before the evaluation pass")
     p.add_argument("--latency-warmup", type=int, metavar="N",
                    help="untimed invokes before the latency runs (default 10)")
-    p.add_argument("--variants", help="comma list of float,int8 (default both)")
-    p.add_argument("--data-dir", help="a real dataset's files: the gtsrb archives' folder, an "
-                   "imagefolder root or a csv manifest (see datasets/userdata.md)")
-    p.add_argument("--download", action="store_const", const=True,
-                   help="gtsrb: first fetch the archives into --data-dir (SHA-256 checked)")
-    p.add_argument("--download-url", metavar="URL", help="base URL for --download (default "
-                   "$EDGETPU_BENCH_GTSRB_URL, else the official GTSRB archive)")
-    p.add_argument("--num-classes", type=int, metavar="N",
-                   help="check the dataset has N classes (imagefolder/csv: labels 0..N-1)")
-    p.add_argument("--on-bad-image", choices=("fail", "skip"),
-                   help="unreadable images stop the run (default) or are skipped and listed")
     p.add_argument("--seed", type=int, help="dataset seed (default 0)")
     p.add_argument("--batch-size", type=int, help="images preprocessed per batch (default 64)")
     p.add_argument("--num-threads", type=int, help="CPU interpreter threads (default: all cores)")
     p.add_argument("--limit", type=int, help="evaluate N evenly spaced images of the split")
     p.add_argument("--bins", type=int, help="histogram bins on [0, 1] (default 20)")
-    p.add_argument("--model-dir", help="models root holding <model>/<split>/ (default models/)")
-    p.add_argument("--cache-dir", help="dataset cache (default datasets/cache)")
-    p.add_argument("--out", help="run directory (default runs/<UTC timestamp>)")
+
+
+def _output_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="run directory (default runs/<UTC timestamp>); refused when "
+                                 "it already holds a run")
     p.add_argument("--no-report", dest="report", action="store_const", const=False,
                    help="do not write report.html / report.md at the end")
     p.add_argument("--quiet", action="store_true", help="print only the tables")
-    for dest in skip:
-        _remove_option(p, dest)
 
 
 def _remove_option(p: argparse.ArgumentParser, dest: str) -> None:
@@ -88,7 +95,16 @@ def parse_args(argv=None) -> tuple[dict, str | None, bool]:
     add_run_arguments(p)
     a = vars(p.parse_args(argv))
     config_file, quiet = a.pop("config"), a.pop("quiet")
+    split_cli_dataset_options(a)
     return a, config_file, quiet
+
+
+def split_cli_dataset_options(values: dict) -> dict:
+    """Move the per-loader dataset flags of an argparse dict into ``dataset_options``."""
+    from benchmark.datasets.cli import dataset_options_from_args
+    opts = dataset_options_from_args(values)
+    values["dataset_options"] = opts or None
+    return values
 
 
 def main(argv=None) -> int:

@@ -252,7 +252,10 @@ def convert(cfg: ConvertConfig) -> dict:
                   cfg.data_dir or meta.data_dir, meta.data_seed)
     import keras
 
-    trained = keras.models.load_model(keras_path, compile=False)
+    try:
+        trained = keras.models.load_model(keras_path, compile=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot load {keras_path}: {str(e).splitlines()[0]}") from None
     train_idx, _ = ds.split(meta.split, seed=meta.data_seed)
     return convert_keras(trained, entry, ds, train_idx, out, split=meta.split,
                          io_type=cfg.io_type,

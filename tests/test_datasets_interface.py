@@ -200,3 +200,22 @@ def test_dataset_choices_come_from_the_registry(capsys):
         _parser().parse_args(["--dataset", "mnist"])
     assert "choose from carolo-synth, cifar100, csv, gtsrb, imagefolder, imagenet" in \
         capsys.readouterr().err.replace("'", "")
+
+
+def test_damaged_sources_and_cache_entries_are_data_errors(tmp_path):
+    from benchmark.datasets import cache
+
+    (tmp_path / "GTSRB_Final_Training_Images.zip").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="cannot read .*GTSRB_Final_Training_Images.zip"):
+        load_dataset("gtsrb", data_dir=tmp_path, cache_dir=tmp_path / "c", verbose=False)
+    extracted = tmp_path / "x" / "GTSRB" / "Final_Training" / "Images" / "00000"
+    extracted.mkdir(parents=True)
+    (extracted / "GT-00000.csv").write_text("name;class\na.ppm;0\n")
+    with pytest.raises(DataError, match="GT-00000.csv: not a GTSRB label file"):
+        load_dataset("gtsrb", data_dir=tmp_path / "x", cache_dir=tmp_path / "c", verbose=False)
+    arrays = {"images": np.zeros((1, 2, 2, 3), np.uint8), "labels": np.zeros(1, np.int64),
+              "groups": np.zeros(1, np.int64)}
+    entry = cache.store(tmp_path / "c", "k", arrays, {})
+    (entry / "labels.npy").unlink()
+    with pytest.raises(DataError, match="cache entry .*k is damaged .*delete it"):
+        cache.load(tmp_path / "c", "k")

@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from benchmark.errors import DataError
+
 _ARRAYS = ("images", "labels", "groups")
 
 
@@ -28,13 +30,23 @@ def cache_key(description: dict) -> str:
 
 
 def load(root: Path, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
-    """Arrays and meta of a cache entry, or None when it is absent."""
+    """Arrays and meta of a cache entry, or None when it is absent.
+
+    Raises
+    ------
+    DataError
+        The entry is there but damaged (a file missing or unreadable).
+    """
     d = Path(root) / key
     if not (d / "meta.json").is_file():
         return None
-    arrays = {name: np.load(d / f"{name}.npy", mmap_mode="r" if name == "images" else None)
-              for name in _ARRAYS}
-    return arrays, json.loads((d / "meta.json").read_text())
+    try:
+        arrays = {name: np.load(d / f"{name}.npy", mmap_mode="r" if name == "images" else None)
+                  for name in _ARRAYS}
+        return arrays, json.loads((d / "meta.json").read_text())
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"cache entry {d} is damaged ({type(e).__name__}: {e}); delete it to "
+                        "rebuild it") from None
 
 
 def scratch_npy(root: Path, key: str, name: str, shape: tuple[int, ...],

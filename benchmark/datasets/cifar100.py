@@ -122,6 +122,8 @@ def read(source: Path) -> dict:
                                     np.asarray(z["train_fine_labels"], np.int64))
         except (OSError, ValueError) as e:
             raise DataError(f"cannot read {source}: {e}") from None
+        except KeyError as e:
+            raise DataError(f"{source}: missing {e.args[0]}") from None
         return out
     if source.is_dir():
         present = {n for n in ("train", "test", "meta") if (source / n).is_file()}

@@ -66,7 +66,11 @@ class _Source:
     def __init__(self, root: Path, zip_name: str):
         self.zip = root / zip_name if (root / zip_name).is_file() else None
         self.root = root
-        self._z = zipfile.ZipFile(self.zip) if self.zip else None
+        try:
+            self._z = zipfile.ZipFile(self.zip) if self.zip else None
+        except (zipfile.BadZipFile, OSError) as e:
+            raise DataError(f"cannot read {self.zip}: {e} (a damaged download? delete it and "
+                            "fetch it again, e.g. with --download)") from None
 
     def exists(self, member: str) -> bool:
         if self._z is not None:
@@ -109,23 +113,35 @@ def read_records(data_dir: str | Path) -> tuple[list[Record], dict[str, _Source]
     if not csvs:
         raise MissingData(f"no GTSRB training images found: {_where(data_dir)}")
     for name in csvs:
-        folder = name.rsplit("/", 1)[0]
-        for row in _csv_rows(train.read(name)):
-            label = int(row["ClassId"])
-            track = int(row["Filename"].split("_")[0])
-            records.append(Record("train", f"{folder}/{row['Filename']}", _roi(row), label,
-                                  label * 100000 + track))
+        records += _label_file(train, name, "train")
     gt_name = next((n for n in ("GT-final_test.csv", "GTSRB/Final_Test/Images/GT-final_test.csv")
                     if gt.exists(n)), None) or next(
         (n for n in ("GT-final_test.csv", "GTSRB/Final_Test/Images/GT-final_test.csv")
          if test.exists(n)), None)
     if gt_name is None:
         raise MissingData(f"no GT-final_test.csv (test labels) found: {_where(data_dir)}")
-    gt_src = gt if gt.exists(gt_name) else test
-    for row in _csv_rows(gt_src.read(gt_name)):
-        records.append(Record("test", f"GTSRB/Final_Test/Images/{row['Filename']}", _roi(row),
-                              int(row["ClassId"]), TEST_GROUP))
+    records += _label_file(gt if gt.exists(gt_name) else test, gt_name, "test")
     return records, {"train": train, "test": test}
+
+
+def _label_file(src: _Source, name: str, part: str) -> list[Record]:
+    """The records of one label CSV (a training class's, or the test set's)."""
+    folder = name.rsplit("/", 1)[0]
+    out = []
+    try:
+        for row in _csv_rows(src.read(name)):
+            label = int(row["ClassId"])
+            if part == "train":
+                track = int(row["Filename"].split("_")[0])
+                out.append(Record("train", f"{folder}/{row['Filename']}", _roi(row), label,
+                                  label * 100000 + track))
+            else:
+                out.append(Record("test", f"GTSRB/Final_Test/Images/{row['Filename']}",
+                                  _roi(row), label, TEST_GROUP))
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise DataError(f"{name}: not a GTSRB label file ({type(e).__name__}: {e}); expected "
+                        "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId") from None
+    return out
 
 
 def _roi(row: dict) -> tuple[int, int, int, int]:

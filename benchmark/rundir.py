@@ -16,7 +16,9 @@ existed are version 1 (the same layout and records, without ``kind``,
 they are. A run of a newer version than this module knows is refused with a
 message that says which version is needed.
 
-``python -m benchmark.rundir`` prints the file table of ``docs/run-directory.md``.
+``python -m benchmark.rundir`` prints the tables of ``docs/run-directory.md``;
+``python -m benchmark.rundir --update docs/run-directory.md`` rewrites them in
+place (between the ``rundir-table`` markers); a test fails when they drift.
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ FILES: tuple[FileSpec, ...] = (
 
 
 class Interval(TypedDict):
+    """Wilson interval of an accuracy (`accuracy_interval`)."""
+
     low: float
     high: float
     confidence: float
@@ -114,12 +118,16 @@ class Interval(TypedDict):
 
 
 class Histogram(TypedDict):
+    """A histogram on [0, 1] (`certainty_histogram`, `output_histogram`)."""
+
     edges: list[float]
     counts: list[int]
     fractions: list[float]
 
 
 class CalibrationRecord(TypedDict):
+    """Calibration metrics of a variant (`calibration`)."""
+
     n_bins: int
     ece: float
     mce: float
@@ -133,6 +141,8 @@ class CalibrationRecord(TypedDict):
 
 
 class LatencyRecord(TypedDict, total=False):
+    """Latency of a variant (`latency`, with `--latency N`)."""
+
     n: int
     mean_ms: float
     std_ms: float
@@ -172,6 +182,8 @@ class VariantRecord(TypedDict, total=False):
 
 
 class AgreementRecord(TypedDict):
+    """Top-1 agreement and output differences of two variants."""
+
     top1: float
     max_abs_prob_diff: float
     mean_abs_prob_diff: float
@@ -197,6 +209,8 @@ class SwapRecord(TypedDict, total=False):
 
 
 class AttributionRecord(TypedDict):
+    """float -> int8 CPU -> int8 Edge TPU (`attribution`)."""
+
     accuracy: dict
     quantization_delta: float | None
     device_delta: float
@@ -204,6 +218,8 @@ class AttributionRecord(TypedDict):
 
 
 class CalibrationImages(TypedDict):
+    """Dataset rows that calibrated the int8 model."""
+
     size: int
     rows: list[int]
     seed: int
@@ -517,13 +533,19 @@ def file_table() -> str:
     return "\n".join(lines)
 
 
+def _type_name(tp) -> str:
+    name = (getattr(tp, "__forward_arg__", None) or getattr(tp, "__name__", None)
+            or str(tp).replace("typing.", ""))
+    return name.replace(" | ", " or ")   # a "|" would end the Markdown cell
+
+
 def record_table() -> str:
-    """The Markdown table of the records' fields (docs/run-directory.md embeds it)."""
-    lines = ["| record | field | type |", "|---|---|---|"]
+    """The Markdown table of the records and their fields (docs/run-directory.md embeds it)."""
+    lines = ["| record | what | fields |", "|---|---|---|"]
     for rec in RECORDS:
-        for name, tp in rec.__annotations__.items():
-            t = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-            lines.append(f"| {rec.__name__} | `{name}` | {t} |")
+        doc = (rec.__doc__ or "").strip().splitlines()[0].replace("``", "`")
+        fields = ", ".join(f"`{n}`: {_type_name(t)}" for n, t in rec.__annotations__.items())
+        lines.append(f"| {rec.__name__} | {doc} | {fields} |")
     return "\n".join(lines)
 
 
@@ -533,5 +555,32 @@ def docs_block() -> str:
             f"{file_table()}\n\n{record_table()}\n")
 
 
+BEGIN_MARK = "<!-- rundir-table:begin -->"
+END_MARK = "<!-- rundir-table:end -->"
+
+
+def embedded_block(text: str) -> str | None:
+    """The text between the markers of a document (None when it has none)."""
+    if BEGIN_MARK not in text or END_MARK not in text:
+        return None
+    return text.split(BEGIN_MARK, 1)[1].split(END_MARK, 1)[0].strip("\n") + "\n"
+
+
+def update_doc(path: Path) -> bool:
+    """Rewrite the generated block of ``path``; True when it changed."""
+    text = Path(path).read_text()
+    if embedded_block(text) is None:
+        raise UsageError(f"{path} has no {BEGIN_MARK} ... {END_MARK} block")
+    head, rest = text.split(BEGIN_MARK, 1)
+    tail = rest.split(END_MARK, 1)[1]
+    new = f"{head}{BEGIN_MARK}\n{docs_block()}{END_MARK}{tail}"
+    if new != text:
+        atomic_write_bytes(Path(path), new.encode())
+    return new != text
+
+
 if __name__ == "__main__":
-    sys.stdout.write(docs_block())
+    if sys.argv[1:2] == ["--update"] and len(sys.argv) == 3:
+        print(f"{sys.argv[2]}: {'updated' if update_doc(Path(sys.argv[2])) else 'up to date'}")
+    else:
+        sys.stdout.write(docs_block())

@@ -153,3 +153,23 @@ def test_available_messages_come_from_the_registries():
         with pytest.raises(UsageError) as e:
             reg.get(bad)
         assert str(e.value).endswith("available: " + ", ".join(reg.names()))
+
+
+def test_run_directory_doc_is_generated_from_the_format_module():
+    """docs/run-directory.md embeds rundir's tables; regenerate with
+    ``python -m benchmark.rundir --update docs/run-directory.md``."""
+    from benchmark import rundir
+    doc = (ROOT / "docs" / "run-directory.md").read_text()
+    assert rundir.embedded_block(doc) == rundir.docs_block()
+    for f in rundir.FILES:
+        assert f"`{f.pattern}`" in doc
+
+
+def test_reading_a_newer_format_says_which_version_is_needed(tmp_path):
+    import json
+
+    from benchmark import rundir
+    from benchmark.errors import DataError
+    (tmp_path / "results.json").write_text(json.dumps({"format_version": 99}))
+    with pytest.raises(DataError, match="format_version 99 needs a newer edgetpu-bench"):
+        rundir.read_run(tmp_path)

@@ -81,8 +81,9 @@ class TrainMeta:
     weights: str | None = _opt("str")
     weights_sha256: str | None = _opt("str")
     extra: dict = field(default_factory=dict)
-    #: optional keys the file read did not have (not written back)
-    absent: frozenset = field(default=frozenset(), repr=False, compare=False)
+    #: read from a file: the optional keys it did not have (exactly those are not written
+    #: back); None (a new record): optional keys whose value is None are not written
+    absent: frozenset | None = field(default=None, repr=False, compare=False)
 
     @property
     def pretrained(self) -> bool:
@@ -103,9 +104,6 @@ class TrainMeta:
         """The dict written to ``train_meta.json`` (same keys, same order as ever)."""
         return _to_json(self, _TRAIN_ORDER, _TRAIN_OPTIONAL)
 
-    def replace(self, **changes) -> "TrainMeta":
-        return dataclasses.replace(self, **changes)
-
 
 @dataclass(frozen=True)
 class ConvertMeta:
@@ -124,8 +122,9 @@ class ConvertMeta:
     act_observer: str | None = _opt("str")
     activation_ranges: dict | None = _opt("dict")
     extra: dict = field(default_factory=dict)
-    #: optional keys the file read did not have (not written back)
-    absent: frozenset = field(default=frozenset(), repr=False, compare=False)
+    #: read from a file: the optional keys it did not have (exactly those are not written
+    #: back); None (a new record): optional keys whose value is None are not written
+    absent: frozenset | None = field(default=None, repr=False, compare=False)
 
     @property
     def observer(self) -> str:
@@ -178,7 +177,7 @@ def _to_json(rec, order, omit_none) -> dict:
     out = {}
     for k in order:
         v = getattr(rec, k)
-        if k in rec.absent or (v is None and k in omit_none):
+        if (k in rec.absent) if rec.absent is not None else (v is None and k in omit_none):
             continue
         out[k] = v
     out.update(rec.extra)

@@ -920,7 +920,7 @@ class SynthOptions:
                                         check=_at_least_one, rule="an integer >= 1")
 
 
-def load_dataset(req: LoadRequest, options: SynthOptions):
+def load_request(req: LoadRequest, options: SynthOptions):
     """The ``carolo-synth`` dataset, rendered once into the cache.
 
     The cache key is the spec, :data:`RENDERER_VERSION` and the Pillow
@@ -964,5 +964,5 @@ def load_dataset(req: LoadRequest, options: SynthOptions):
 
 
 DATASET = DatasetEntry(
-    name="carolo-synth", load=load_dataset, options=SynthOptions,
+    name="carolo-synth", load=load_request, options=SynthOptions,
     summary="procedural Carolo-Cup style signs and road markings, 30 classes (rendered)")

@@ -202,7 +202,7 @@ def check_source(data_dir: Path, options: NoOptions) -> None:
     find_source(data_dir)
 
 
-def load_dataset(req: LoadRequest, options: NoOptions) -> Dataset:
+def load_request(req: LoadRequest, options: NoOptions) -> Dataset:
     """The ``cifar100`` dataset (read in full each time; small enough not to be cached)."""
     source = find_source(req.data_dir)
     parts = read(source)
@@ -224,7 +224,7 @@ def load_dataset(req: LoadRequest, options: NoOptions) -> Dataset:
 
 
 DATASET = DatasetEntry(
-    name="cifar100", load=load_dataset,
+    name="cifar100", load=load_request,
     summary="CIFAR-100, 100 classes (the official python release or a .npz of it)",
     data_dir="cifar-100-python.tar.gz, its extracted folder, or a .npz of it",
     check_source=check_source)

@@ -215,7 +215,7 @@ def check_source(data_dir: Path, options: GtsrbOptions) -> None:
         raise MissingData(f"GTSRB data dir {data_dir} does not exist: {_where(data_dir)}")
 
 
-def load_dataset(req: LoadRequest, options: GtsrbOptions) -> Dataset:
+def load_request(req: LoadRequest, options: GtsrbOptions) -> Dataset:
     """The ``gtsrb`` dataset, decoded through the cache (key: source hashes, size, ROI crop)."""
     data_dir, image_size, roi_crop = req.data_dir, req.image_size, options.roi_crop
     try:
@@ -252,7 +252,7 @@ def load_dataset(req: LoadRequest, options: GtsrbOptions) -> Dataset:
 
 
 DATASET = DatasetEntry(
-    name="gtsrb", load=load_dataset, options=GtsrbOptions,
+    name="gtsrb", load=load_request, options=GtsrbOptions,
     summary="German Traffic Sign Recognition Benchmark, 43 classes (official archives)",
     data_dir="the folder with the official GTSRB archives", check_source=check_source,
     downloadable=True)

@@ -234,7 +234,7 @@ def check_source(data_dir: Path, options: NoOptions) -> None:
                         f"validation images in WordNet id folders ({data_dir}/{_EXAMPLE}/*.JPEG)")
 
 
-def load_dataset(req: LoadRequest, options: NoOptions) -> Dataset:
+def load_request(req: LoadRequest, options: NoOptions) -> Dataset:
     """The ``imagenet`` dataset of ``req``: decoded through the cache, then split."""
     from PIL import __version__ as pillow_version
 
@@ -341,7 +341,7 @@ def _decode_to_scratch(items, root: Path, key: str, image_size: int, on_bad_imag
 
 
 DATASET = DatasetEntry(
-    name="imagenet", load=load_dataset,
+    name="imagenet", load=load_request,
     summary="ImageNet (ILSVRC-2012) validation images in WordNet id folders, 1000 classes",
     data_dir="the validation images in WordNet id folders, see datasets/imagenet.md",
     check_source=check_source)

@@ -596,7 +596,7 @@ def _listing(req: LoadRequest, options) -> Listing:
     return list_csv(req.data_dir, num_classes=req.num_classes, class_names=options.class_names)
 
 
-def load_dataset(req: LoadRequest, options) -> Dataset:
+def load_request(req: LoadRequest, options) -> Dataset:
     """The ``imagefolder`` or ``csv`` dataset of ``req``, decoded through the cache."""
     from PIL import __version__ as pillow_version
 
@@ -642,13 +642,13 @@ def _build(req: LoadRequest, listing: Listing, holdout: float, description: dict
 
 
 IMAGEFOLDER = DatasetEntry(
-    name="imagefolder", load=load_dataset, options=ImageFolderOptions,
+    name="imagefolder", load=load_request, options=ImageFolderOptions,
     summary="your images, one sub-folder per class (see datasets/userdata.md)",
     data_dir="a folder with one sub-folder per class", check_source=check_imagefolder,
     variable_classes=True)
 
 CSV = DatasetEntry(
-    name="csv", load=load_dataset, options=CsvOptions,
+    name="csv", load=load_request, options=CsvOptions,
     summary="your images listed in a manifest path,label[,split] (see datasets/userdata.md)",
     data_dir="the manifest file path,label[,split]", check_source=check_csv,
     variable_classes=True)

@@ -35,6 +35,7 @@ from benchmark.errors import UsageError
 from benchmark.metrics.calibration import expected_calibration_error, reliability_bins
 from benchmark.metrics.swaps import swapped_confidence_histogram
 from benchmark.results import atomic_write_bytes, write_csv, write_json
+from benchmark.variants import sweep_variants
 
 LOW_CONFIDENCE = 0.5
 
@@ -118,10 +119,6 @@ def swap_location(ref: np.ndarray, q: np.ndarray, *, threshold: float = LOW_CONF
             "median_conf": float(np.median(conf))}
 
 
-def _bits(variant: str) -> int:
-    return 8 if variant == "int8" else int(variant[1:])
-
-
 def analyse_split(split, *, n_bins: int, swap_bins: int) -> dict:
     """Figure 1 and Figure 2 data of one split (a :class:`benchmark.pipeline.SplitResult`)."""
     result = split.record
@@ -131,16 +128,16 @@ def analyse_split(split, *, n_bins: int, swap_bins: int) -> dict:
         return p.probs.astype(np.float64), p.labels
     ref, labels = load("float")
     out = {"figure1": figure1(ref, labels, n_bins=n_bins, hist_bins=swap_bins), "figure2": []}
-    order = ["int8"] + sorted((v for v in result["variants"] if v[:1] == "w" and v[1:].isdigit()),
-                              key=lambda v: -int(v[1:]))
-    for v in order:
+    order = [("int8", 8)] + [(v, var.weight_bits)
+                             for v, var in sweep_variants(result["variants"])]
+    for v, bits in order:
         if v not in result["variants"]:
             continue
         q, _ = load(v)
         sw = result["swaps"][v]
         hist = swapped_confidence_histogram(ref, q, bins=swap_bins)
         out["figure2"].append(dict(
-            variant=v, bits=_bits(v), accuracy=result["variants"][v]["accuracy"],
+            variant=v, bits=bits, accuracy=result["variants"][v]["accuracy"],
             swapped_pct=sw["swapped_pct"], delta_error_pct=sw["delta_error_pct"],
             ratio=sw["ratio"], ece=result["variants"][v]["calibration"]["ece"],
             **swap_location(ref, q), histogram=hist))

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from benchmark.variants import EDGETPU_NAME, sweep_variants
+
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
@@ -94,11 +96,11 @@ def sweep_table(results: dict, fmt: str = "simple") -> str:
     """Weight-bit sweep (variants ``w<b>``): accuracy and swap statistics against float."""
     rows = []
     for s, r in results.items():
-        for v in sorted((v for v in r["variants"] if v.startswith("w") and v[1:].isdigit()),
-                        key=lambda v: -int(v[1:])):
+        for v, var in sweep_variants(r["variants"]):
             m, sw = r["variants"][v], r.get("swaps", {}).get(v, {})
             ratio = sw.get("ratio", float("nan"))
-            rows.append([s, v[1:], _pct(m["accuracy"]), f"{sw.get('swapped_pct', 0):.2f} %",
+            rows.append([s, str(var.weight_bits), _pct(m["accuracy"]),
+                         f"{sw.get('swapped_pct', 0):.2f} %",
                          f"{sw.get('delta_error_pct', 0):+.2f} %",
                          "n/a" if ratio != ratio else f"{ratio:.3f}",
                          f"{100 * m['calibration']['ece']:.2f} %"])
@@ -133,7 +135,7 @@ def attribution_table(results: dict, fmt: str = "simple") -> str:
         if a:
             acc, same = a["accuracy"], a["int8_cpu_vs_edgetpu"]
             rows.append([s, _pct(acc["float"]) if "float" in acc else "", _pct(acc["int8"]),
-                         _pct(acc["int8-edgetpu"]), _pct(same["top1"]),
+                         _pct(acc[EDGETPU_NAME]), _pct(same["top1"]),
                          f"{same['max_abs_prob_diff']:.4f}"])
     return tabulate(rows, headers=["attribution", "float", "int8 CPU", "int8 Edge TPU",
                                    "same top-1 CPU/TPU", "max |diff|"],
@@ -181,7 +183,7 @@ def _tables(results: dict, fmt: str) -> list[tuple[str, str]]:
         out.append(("Calibration", calibration_table(results, fmt)))
     if any(r.get("swaps") for r in results.values()):
         out.append(("Swapped predictions", swap_table(results, fmt)))
-    if any(v.startswith("w") for v, _ in variants):
+    if any(sweep_variants(r["variants"]) for r in results.values()):
         out.append(("Weight-bit sweep", sweep_table(results, fmt)))
     if any(r.get("attribution") for r in results.values()):
         out.append(("Attribution", attribution_table(results, fmt)))
@@ -209,7 +211,7 @@ def split_figures(sr) -> list[tuple[str, object]]:
     figs = []
     cms = {v: sr.confusion(v) for v in variants if sr.has_confusion(v)}
     # side by side: the reference, the int8 model and the device; sweep variants are in tables
-    shown = {v: cms[v] for v in ("float", "int8", "int8-edgetpu") if v in cms} or cms
+    shown = {v: cms[v] for v in ("float", "int8", EDGETPU_NAME) if v in cms} or cms
     if shown:
         figs.append(("Confusion matrices (row-normalized)", plots.confusion_pair(shown, names)))
     for key, title, xlabel in (
@@ -235,8 +237,8 @@ def split_figures(sr) -> list[tuple[str, object]]:
           if v != "reference"}
     if sw:
         figs.append(("Swapped predictions over float confidence", plots.swapped_vs_confidence(sw)))
-    sweep = sorted((int(v[1:]), res["swaps"][v]) for v in res.get("swaps", {})
-                   if v.startswith("w") and v[1:].isdigit())
+    sweep = sorted((var.weight_bits, res["swaps"][v]) for v, var in sweep_variants(res["variants"])
+                   if v in res.get("swaps", {}))
     if len(sweep) > 1:
         b = [x[0] for x in sweep]
         figs.append(("Weight-bit sweep", plots.bit_sweep(

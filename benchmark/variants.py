@@ -122,3 +122,20 @@ def plan_variants(base: tuple[str, ...], *, device: str,
             out.append(edgetpu_variant())
     out += [weight_variant(b) for b in weight_bits]
     return out
+
+
+def from_record(name: str, record: dict) -> Variant:
+    """The variant a stored ``variants[name]`` record describes (any format version)."""
+    if "kind" not in record:
+        return variant_from_name(name)
+    path = record.get("model_file")
+    return Variant(name, record["kind"], record.get("device", "cpu"),
+                   Path(path) if path else None, record.get("weight_bits"),
+                   record.get("reference"))
+
+
+def sweep_variants(variants: dict) -> list[tuple[str, Variant]]:
+    """``(name, variant)`` of the weight-bit sweep in a ``variants`` mapping, most bits first."""
+    found = [(n, from_record(n, m)) for n, m in variants.items()]
+    return sorted(((n, v) for n, v in found if v.kind == "weights"),
+                  key=lambda nv: -nv[1].weight_bits)

@@ -128,3 +128,17 @@ def test_paper_figure1_histogram_uses_equal_width_bins():
     eq_count = np.asarray(f1["reliability_equal_count"]["counts"])
     assert eq_count.max() - eq_count.min() <= 1      # what the old panel drew
     assert counts.max() - counts.min() > 10
+
+
+def test_user_causable_model_problems_are_data_errors():
+    """Not ValueError: the CLI would report them as internal errors (bugs)."""
+    from benchmark.backends.litert_cpu import LiteRTCPUBackend
+    from benchmark.errors import DataError
+    from benchmark.quant.bitsweep import requantize_weights
+    art = ROOT / "models" / "signnet" / "verification"
+    with pytest.raises(DataError, match="signnet_float.tflite: no int8 CONV_2D"):
+        requantize_weights(art / "signnet_float.tflite", 4)
+    with LiteRTCPUBackend(art / "signnet_int8.tflite", num_threads=1) as b:
+        with pytest.raises(DataError, match=r"takes inputs of shape \[80, 80, 3\] but the data "
+                                             r"has \[32, 32, 3\]"):
+            b.predict(np.zeros((1, 32, 32, 3), np.float32))

@@ -102,7 +102,9 @@ class InterpreterBackend(Backend):
         x = np.asarray(x)
         expect = self.input_spec.shape[1:]
         if x.shape[1:] != expect:
-            raise ValueError(f"input shape {x.shape[1:]} does not match model input {expect}")
+            raise DataError(f"{self.model_path}: the model takes inputs of shape "
+                            f"{list(expect)} but the data has {list(x.shape[1:])} (check the "
+                            "model's input size against the dataset's images)")
         q = quantize(x, self.input_spec)
         n = q.shape[0]
         raw = np.empty((n,) + self.output_spec.shape[1:], dtype=self.output_spec.dtype)

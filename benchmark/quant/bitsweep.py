@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.errors import DataError
 from benchmark.tflite_graph import op_name, pack_model, unpack_model
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -88,5 +89,7 @@ def requantize_weights(model: str | Path | bytes, bits: int) -> bytes:
             b_t.quantization.scale = b_scale.astype(np.float32).tolist()
             b_t.quantization.zeroPoint = [0] * new.size
     if not done:
-        raise ValueError("no int8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED weights found")
+        source = "the model" if isinstance(model, bytes) else str(model)
+        raise DataError(f"{source}: no int8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED "
+                        "weights to re-quantize (is it a full-integer model?)")
     return pack_model(m)

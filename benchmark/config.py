@@ -33,6 +33,10 @@ class RunConfig:
     seed: int = 0
     batch_size: int = 64
     num_threads: int | None = None
+    #: CPU evaluation worker processes (None: chosen from the cores and the model)
+    workers: int | None = None
+    #: reuse float/int8 predictions of identical (model, data, preprocessing, kernels)
+    prediction_cache: bool = True
     limit: int | None = None
     edgetpu_device: str | None = None
     latency: int = 0
@@ -80,6 +84,8 @@ class RunConfig:
             raise UsageError("--limit must be >= 1")
         if self.num_threads is not None and self.num_threads < 1:
             raise UsageError("--num-threads must be >= 1")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError("--workers must be >= 1")
         if self.num_classes is not None and self.num_classes < 1:
             raise UsageError("--num-classes must be >= 1")
         return self

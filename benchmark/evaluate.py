@@ -114,6 +114,7 @@ class EvalSettings:
 
     batch_size: int = 64
     num_threads: int | None = None
+    workers: int | None = None
     edgetpu_device: str | None = None
     bins: int = 20
     calibration_bins: int = 15

@@ -107,7 +107,7 @@ def _sweep_models(writer: RunWriter, split: str, model: str, art: Path,
 def _evaluate_all(cfg: RunConfig, plan: RunPlan, split: str, ds, eval_idx,
                   variants: list[Variant], log: Log) -> dict[str, VariantResult]:
     settings = EvalSettings(batch_size=cfg.batch_size, num_threads=cfg.num_threads,
-                            edgetpu_device=cfg.edgetpu_device, bins=cfg.bins,
+                            workers=cfg.workers, edgetpu_device=cfg.edgetpu_device, bins=cfg.bins,
                             latency=cfg.latency, latency_warmup=cfg.latency_warmup,
                             seed=cfg.seed)
     entry = plan.entry

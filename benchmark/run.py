@@ -68,6 +68,11 @@ def _evaluation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="dataset seed (default 0)")
     p.add_argument("--batch-size", type=int, help="images preprocessed per batch (default 64)")
     p.add_argument("--num-threads", type=int, help="CPU interpreter threads (default: all cores)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="CPU evaluation processes (default: chosen from the cores and the model)")
+    p.add_argument("--no-prediction-cache", dest="prediction_cache", action="store_const",
+                   const=False, help="re-run every variant instead of reusing predictions of "
+                                     "the same model bytes, data and preprocessing")
     p.add_argument("--limit", type=int, help="evaluate N evenly spaced images of the split")
     p.add_argument("--bins", type=int, help="histogram bins on [0, 1] (default 20)")
 

@@ -12,6 +12,7 @@ Each stage is its own module; this one only sequences them for one run:
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,13 @@ from typing import Callable
 
 import numpy as np
 
+from benchmark import evaluate
 from benchmark.compare import Comparison, compare_variants
 from benchmark.config import RunConfig
 from benchmark.errors import BackendUnavailable, DataError
-from benchmark.evaluate import EvalSettings, VariantResult, evaluate_variant
+from benchmark.evaluate import EvalSettings, VariantResult
 from benchmark.plan import RunPlan, SplitPlan, plan_run
+from benchmark.predcache import EvalContext, PredictionCache, cache_dir, file_sha256
 from benchmark.rundir import RunWriter, run_header
 from benchmark.variants import Variant
 
@@ -104,45 +107,93 @@ def _sweep_models(writer: RunWriter, split: str, model: str, art: Path,
     return out
 
 
+def _eval_settings(cfg: RunConfig) -> EvalSettings:
+    return EvalSettings(batch_size=cfg.batch_size, num_threads=cfg.num_threads,
+                        workers=cfg.workers, edgetpu_device=cfg.edgetpu_device, bins=cfg.bins,
+                        latency=cfg.latency, latency_warmup=cfg.latency_warmup, seed=cfg.seed)
+
+
+def _evaluate_one(cfg: RunConfig, ctx: EvalContext, cache: PredictionCache | None, v: Variant,
+                  sha: str | None, ds, split: str, log: Log) -> tuple[VariantResult | None, bool]:
+    """``(result, served from the cache)``; ``(None, False)`` when ``auto`` skips the Edge TPU.
+
+    CPU variants are looked up in the prediction cache unless it is off or this
+    is a latency run; fresh CPU results are stored in it.
+    """
+    desc = ctx.describe(v, sha) if cache is not None and sha is not None else None
+    if desc is not None and not cfg.latency:
+        r = cache.load(desc, v, ds, ctx.indices, ctx.settings)
+        if r is not None:
+            return r, True
+    try:
+        r = evaluate.evaluate_variant(v, ds, ctx.indices, preprocess=ctx.preprocess,
+                                      logits=ctx.logits, settings=ctx.settings)
+    except BackendUnavailable as e:
+        if cfg.device != "auto" or v.device != "edgetpu":
+            raise
+        if log:
+            log(f"[{split}] auto: skipping the Edge TPU ({e})")
+        return None, False
+    if desc is not None:
+        cache.store(desc, r)
+    return r, False
+
+
+def _log_result(split: str, r: VariantResult, note: dict, log: Log) -> None:
+    if not log:
+        return
+    v, p = r.variant, r.predictions
+    lat = f", {r.latency['mean_ms']:.3f} ms/invoke" if r.latency else ""
+    how = " (cached predictions; the timing is their run's)" if note.get("cached") else ""
+    log(f"[{split}] {v.name:12s} on {v.device}: {p.labels.size} images, "
+        f"accuracy {r.summary['accuracy']:.4f}, {p.images_per_second:.0f} img/s{lat}{how}")
+
+
 def _evaluate_all(cfg: RunConfig, plan: RunPlan, split: str, ds, eval_idx,
-                  variants: list[Variant], log: Log) -> dict[str, VariantResult]:
-    settings = EvalSettings(batch_size=cfg.batch_size, num_threads=cfg.num_threads,
-                            workers=cfg.workers, edgetpu_device=cfg.edgetpu_device, bins=cfg.bins,
-                            latency=cfg.latency, latency_warmup=cfg.latency_warmup,
-                            seed=cfg.seed)
+                  variants: list[Variant], log: Log) -> tuple[dict[str, VariantResult], dict]:
+    """Every variant's result, and notes for its record (``same_model_as``, ``cached``).
+
+    A variant whose model bytes and device equal an earlier one's is not
+    evaluated again: it gets that variant's predictions under its own name.
+    """
     entry = plan.entry
-    results = {}
+    ctx = EvalContext(ds.meta.get("cache_key"), np.asarray(eval_idx, np.int64),
+                      entry.preprocess, entry.outputs == "logits", _eval_settings(cfg))
+    cache = PredictionCache(cache_dir(cfg.cache_dir), log) if cfg.prediction_cache else None
+    results, notes, seen = {}, {}, {}
     for v in variants:
         if v.kind == "compiled" and not v.path.is_file() and cfg.device == "auto":
             if log:
                 log(f"[{split}] auto: no compiled {v.path.name}; skipping the Edge TPU")
             continue
-        try:
-            r = evaluate_variant(v, ds, eval_idx, preprocess=entry.preprocess,
-                                 logits=entry.outputs == "logits", settings=settings)
-        except BackendUnavailable as e:
-            if cfg.device != "auto" or v.device != "edgetpu":
-                raise
+        sha = file_sha256(v.path) if v.path is not None and v.path.is_file() else None
+        same = seen.get((v.device, sha)) if sha is not None else None
+        if same is not None:
+            results[v.name] = dataclasses.replace(results[same], variant=v)
+            notes[v.name] = {"same_model_as": same, **{k: x for k, x in notes[same].items()
+                                                       if k == "cached"}}
             if log:
-                log(f"[{split}] auto: skipping the Edge TPU ({e})")
+                log(f"[{split}] {v.name:12s} is byte-identical to {same} (sha256 {sha[:12]}): "
+                    "evaluated once, reported under both names")
             continue
-        results[v.name] = r
-        if log:
-            lat = f", {r.latency['mean_ms']:.3f} ms/invoke" if r.latency else ""
-            p = r.predictions
-            log(f"[{split}] {v.name:12s} on {v.device}: {p.labels.size} images, "
-                f"accuracy {r.summary['accuracy']:.4f}, {p.images_per_second:.0f} img/s{lat}")
-    return results
+        r, cached = _evaluate_one(cfg, ctx, cache, v, sha, ds, split, log)
+        if r is None:
+            continue
+        results[v.name], notes[v.name] = r, ({"cached": True} if cached else {})
+        if sha is not None:
+            seen[(v.device, sha)] = v.name
+        _log_result(split, r, notes[v.name], log)
+    return results, notes
 
 
 def _split_record(cfg: RunConfig, plan: RunPlan, split: str, ds, art: Path, meta: dict,
                   sizes: tuple[int, int], results: dict[str, VariantResult],
-                  comparison: Comparison) -> dict:
+                  comparison: Comparison, notes: dict[str, dict]) -> dict:
     from benchmark.results import read_json_file
     rec = {"split": split, "dataset": ds.name, "dataset_meta": ds.meta,
            "n_train": sizes[0], "n_eval": sizes[1], "class_names": list(ds.class_names),
            "model_artifacts": str(art),
-           "variants": {v: r.record() for v, r in results.items()}}
+           "variants": {v: dict(r.record(), **notes.get(v, {})) for v, r in results.items()}}
     rep_path = art / "representative_indices.json"
     if rep_path.is_file():
         # Which images calibrated the int8 activation ranges (dataset rows).
@@ -170,10 +221,10 @@ def run_split(plan: RunPlan, sp: SplitPlan, writer: RunWriter, log: Log) -> Spli
     train_idx, eval_idx = ds.split(sp.split, seed=cfg.seed)
     eval_idx = subset(eval_idx, cfg.limit)
     variants = _sweep_models(writer, sp.split, plan.entry.name, art, variants)
-    results = _evaluate_all(cfg, plan, sp.split, ds, eval_idx, variants, log)
+    results, notes = _evaluate_all(cfg, plan, sp.split, ds, eval_idx, variants, log)
     comparison = compare_variants(results, seed=cfg.seed)
     record = _split_record(cfg, plan, sp.split, ds, art, meta,
-                           (int(train_idx.size), int(eval_idx.size)), results, comparison)
+                           (int(train_idx.size), int(eval_idx.size)), results, comparison, notes)
     d = writer.write_split(record, {v: r.arrays() for v, r in results.items()})
     return SplitResult(split=sp.split, record=record, variants=results,
                        comparison=comparison, dir=d)

@@ -50,8 +50,9 @@ before comparing, with these rules, in this order:
 
 Other checks
 ------------
-- every relative link ``[text](path)`` in the searched files must point to an
-  existing file or directory (anchors are not checked);
+- every relative link ``[text](path#anchor)`` in the searched files must point
+  to an existing file or directory, and its anchor (if any, in a .md file) to
+  one of that file's headings (GitHub's anchor rules);
 - every ``--option`` printed by ``python -m benchmark.<cmd> --help`` of each
   command in :data:`COMMANDS` must appear in docs/commands.md.
 
@@ -280,8 +281,23 @@ def run_block(block: Block, verbose: bool = False) -> list[str]:
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
+def slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading.
+
+    >>> slug("`python -m benchmark.run` — evaluate")
+    'python--m-benchmarkrun--evaluate'
+    """
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors of the headings in a Markdown ``text`` (outside code blocks)."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return {slug(h) for h in re.findall(r"^#+ (.*)$", text, flags=re.M)}
+
+
 def check_links(path: Path, text: str) -> list[str]:
-    """Relative links in ``text`` whose target does not exist."""
+    """Relative links in ``text`` whose file, or heading anchor in a .md, does not exist."""
     bad = []
     in_code = False
     for n, line in enumerate(text.splitlines(), 1):
@@ -290,13 +306,16 @@ def check_links(path: Path, text: str) -> list[str]:
         if in_code:
             continue
         for target in _LINK.findall(re.sub(r"`[^`]*`", "", line)):
-            if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            if re.match(r"^[a-z]+:", target):
                 continue
-            file = target.split("#", 1)[0]
+            file, _, anchor = target.partition("#")
             if "*" in file:
                 continue
-            if not (path.parent / file).exists():
+            dest = path.parent / file if file else path
+            if not dest.exists():
                 bad.append(f"{_rel(path)}:{n}: broken link {target}")
+            elif anchor and dest.suffix == ".md" and anchor not in anchors(dest.read_text()):
+                bad.append(f"{_rel(path)}:{n}: no heading for anchor #{anchor} in {_rel(dest)}")
     return bad
 
 
@@ -352,7 +371,7 @@ def main(argv=None) -> int:
         blocks = [b for b in blocks if any(args.k in s.command for s in b.steps)]
     if args.list:
         for b in blocks:
-            print(f"{b.where}: " + " && ".join(s.command for s in b.steps))
+            print(f"{b.where}: " + " ; ".join(s.command for s in b.steps))
         return 0
     for b in blocks:
         t0 = time.perf_counter()

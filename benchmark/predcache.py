@@ -27,6 +27,7 @@ recomputed, never an error.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -43,6 +44,10 @@ from benchmark.variants import Variant
 #: Bump when the stored layout or the meaning of a key changes.
 FORMAT = 1
 SUBDIR = "predictions"
+#: EvalSettings fields that cannot change the predictions or the runtime record (metrics are
+#: recomputed from the cached arrays; latency runs bypass the cache). Every other field,
+#: including ones added later (threads, batch, workers...), is part of the key.
+NOT_IN_KEY = ("bins", "calibration_bins", "latency", "latency_warmup", "edgetpu_device", "seed")
 
 Log = Callable[[str], None] | None
 
@@ -80,7 +85,7 @@ def runtime_id(device: str) -> dict | None:
     return {"package": rt.package, "version": rt.version}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EvalContext:
     """What a run evaluates every variant on (the non-model part of a cache key)."""
 
@@ -96,19 +101,24 @@ class EvalContext:
         if self.dataset_key is None or runtime is None:
             return None
         from benchmark import __version__
-        s = self.settings
-        return {"format": FORMAT, "edgetpu_bench": __version__, "model_sha256": model_sha256,
-                "dataset": self.dataset_key, "n": int(self.indices.size),
-                "indices_sha256": indices_sha256(self.indices),
-                "preprocess": repr(self.preprocess), "logits": bool(self.logits),
-                "device": variant.device, "runtime": runtime,
-                "num_threads": s.num_threads, "batch_size": s.batch_size,
-                "workers": s.workers, "cpu_count": os.cpu_count()}
+        settings = {k: v for k, v in dataclasses.asdict(self.settings).items()
+                    if k not in NOT_IN_KEY}
+        return _json_ready({
+            "format": FORMAT, "edgetpu_bench": __version__, "model_sha256": model_sha256,
+            "dataset": self.dataset_key, "n": int(self.indices.size),
+            "indices_sha256": indices_sha256(self.indices), "preprocess": repr(self.preprocess),
+            "logits": bool(self.logits), "device": variant.device, "runtime": runtime,
+            "cpu_count": os.cpu_count(), "settings": settings})
+
+
+def _json_ready(desc: dict) -> dict:
+    """``desc`` as it reads back from JSON (tuples as lists), so stored and new compare equal."""
+    return json.loads(json.dumps(desc, default=str))
 
 
 def description_key(desc: dict) -> str:
     """32-hex-digit key of a description."""
-    blob = json.dumps(desc, sort_keys=True, separators=(",", ":")).encode()
+    blob = json.dumps(desc, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
@@ -164,7 +174,9 @@ class PredictionCache:
                     arrays["probs"].shape[0] != indices.size or \
                     arrays["labels"].shape != indices.shape:
                 raise ValueError("arrays do not match the evaluated images")
-            float(meta["seconds"]), float(meta["wall_seconds"]), dict(meta["runtime"])
+            if not isinstance(meta["runtime"], dict) or not all(
+                    isinstance(meta[k], (int, float)) for k in ("seconds", "wall_seconds")):
+                raise ValueError("timings or runtime missing")
         except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
             if self.log:
                 self.log(f"prediction cache: ignoring {json_path.name} ({e}); re-evaluating")

@@ -32,6 +32,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -177,7 +178,8 @@ class PredictionCache:
             if not isinstance(meta["runtime"], dict) or not all(
                     isinstance(meta[k], (int, float)) for k in ("seconds", "wall_seconds")):
                 raise ValueError("timings or runtime missing")
-        except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError,
+                zipfile.BadZipFile) as e:
             if self.log:
                 self.log(f"prediction cache: ignoring {json_path.name} ({e}); re-evaluating")
             return None

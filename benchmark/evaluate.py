@@ -4,10 +4,19 @@
 :func:`evaluate_variant` opens a variant's model on its device, runs it and
 returns a :class:`VariantResult` (predictions, metrics, confusion matrix,
 runtime, latency). Persisting results is :mod:`benchmark.rundir`'s job.
+
+CPU variants use the machine (:mod:`benchmark.batching`): a batch-N copy of
+the model and/or worker processes, chosen from the cores and the model's
+cost, with predictions bit-identical to batch-1, single-process evaluation.
+``EvalSettings(workers=1, cpu_batch=1)`` forces the batch-1 single-process
+path. On a busy machine (load average at or above the cores) one thread and
+one worker (``--num-threads 1 --workers 1``) is as fast or faster. The Edge
+TPU graph always runs at batch 1 in this process.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -41,25 +50,27 @@ def softmax(z: np.ndarray) -> np.ndarray:
 def evaluate(backend: Backend, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *,
              batch_size: int = 64, preprocess: PixelTransform = PixelTransform(),
              progress: Callable[[int, int], None] | None = None,
-             logits: bool = False) -> Predictions:
+             logits: bool = False, copy_rows: bool = True) -> Predictions:
     """Run ``backend`` over ``images[indices]`` in batches.
 
     Only one batch of images is read at a time, so memory does not grow with
-    the dataset beyond the (N, K) output array. Preprocessing and input
+    the dataset beyond the (N, K) output array. Each batch is copied out of
+    the (memory-mapped) images into RAM before the backend runs it
+    (``copy_rows=False``: a contiguous run is passed as a view of the map,
+    which makes the invoke loop 10-20 % slower). Preprocessing and input
     quantization happen inside the backend (``predict_images``) and are
     included in the timed ``seconds``. With ``logits=True`` the model
     outputs logits and the (float) softmax is applied here, after
     dequantization, outside the timed part.
     """
+    from benchmark.batching import read_rows
     indices = np.asarray(indices, np.int64)
     n = indices.size
     probs = None
     spent = 0.0
     for start in range(0, n, batch_size):
         idx = indices[start:start + batch_size]
-        # A contiguous run of indices is read as a view (no copy out of the memory map).
-        contiguous = idx.size and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1)
-        batch = images[idx[0]:idx[-1] + 1] if contiguous else images[idx]
+        batch = read_rows(images, idx) if copy_rows else _rows_view(images, idx)
         t0 = time.perf_counter()
         out = backend.predict_images(batch, preprocess)
         spent += time.perf_counter() - t0
@@ -74,6 +85,12 @@ def evaluate(backend: Backend, images: np.ndarray, labels: np.ndarray, indices: 
         probs = np.empty((0, backend.output_spec.shape[-1]), np.float32)
     return Predictions(probs=probs, labels=np.asarray(labels)[indices].astype(np.int64),
                        index=indices, seconds=spent)
+
+
+def _rows_view(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``images[idx]``, a contiguous run as a view (no copy out of the memory map)."""
+    contiguous = idx.size and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1)
+    return images[idx[0]:idx[-1] + 1] if contiguous else images[idx]
 
 
 @dataclass
@@ -110,7 +127,18 @@ class VariantResult:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """How to evaluate: batching, threads, histogram bins, latency runs."""
+    """How to evaluate: batching, threads, histogram bins, latency runs.
+
+    ``batch_size`` is the number of images read (and softmaxed) at a time.
+    For CPU variants, ``num_threads`` is the total of threads (default: the
+    cores), ``workers`` the processes they are split over (None: automatic,
+    see :func:`benchmark.batching.choose`), ``cpu_batch`` the batch of the
+    model copy (None: automatic, 1: the batch-1 model); ``copy_rows=False``
+    reads rows as views of the memory map. ``workers=1, cpu_batch=1,
+    copy_rows=False`` is the evaluation as it was before batching. When the
+    machine is busy (load average at or above the cores), ``num_threads=1,
+    workers=1`` is as fast or faster and takes the least from the others.
+    """
 
     batch_size: int = 64
     num_threads: int | None = None
@@ -121,6 +149,8 @@ class EvalSettings:
     latency: int = 0
     latency_warmup: int = 10
     seed: int = 0
+    cpu_batch: int | None = None
+    copy_rows: bool = True
 
 
 def summarize(probs: np.ndarray, labels: np.ndarray, *, num_classes: int,
@@ -139,26 +169,128 @@ def evaluate_variant(variant: Variant, dataset, indices: np.ndarray, *,
                      settings: EvalSettings = EvalSettings()) -> VariantResult:
     """Open ``variant`` on its device, run it over ``dataset.images[indices]``, summarize.
 
-    Latency (``settings.latency`` > 0): the first invoke is timed on the fresh
-    interpreter before any inference (on the Edge TPU it uploads the
-    parameters), the warm invokes after the evaluation pass.
-    """
-    from benchmark.backends import make_backend
-    from benchmark.latency import measure_latency, time_first_invoke
+    CPU variants (device ``cpu``) follow :func:`benchmark.batching.plan_cpu`:
+    a checked batch-N copy of the model and/or worker processes, with
+    predictions bit-identical to the batch-1, single-process evaluation;
+    their runtime record says which (``batch``, ``workers``,
+    ``threads_per_worker``, ``plan``, ``xnnpack``), and ``wall_seconds``
+    includes that set-up. Every other device runs as opened, at batch 1.
 
-    backend = make_backend(variant.device, variant.path, num_threads=settings.num_threads,
-                           edgetpu_device=settings.edgetpu_device)
-    with backend:
-        first = time_first_invoke(backend, seed=settings.seed) if settings.latency else None
-        t0 = time.perf_counter()
-        p = evaluate(backend, dataset.images, dataset.labels, indices,
-                     batch_size=settings.batch_size, preprocess=preprocess, logits=logits)
-        wall = time.perf_counter() - t0
-        info = backend.info()
-        latency = (measure_latency(backend, runs=settings.latency,
-                                   warmup=settings.latency_warmup, seed=settings.seed,
-                                   first_invoke_ms=first) if settings.latency else None)
+    Latency (``settings.latency`` > 0): the first invoke is timed on a fresh
+    batch-1 interpreter before any inference on it (on the Edge TPU it
+    uploads the parameters), the warm invokes after the evaluation pass.
+    """
+    if variant.device == "cpu":
+        p, info, wall, latency = _run_cpu(variant, dataset, indices, preprocess, logits,
+                                          settings)
+    else:
+        from benchmark.backends import make_backend
+        backend = make_backend(variant.device, variant.path, num_threads=settings.num_threads,
+                               edgetpu_device=settings.edgetpu_device)
+        p, info, wall, latency = _run_backend(backend, dataset, indices, preprocess, logits,
+                                              settings, settings.batch_size)
     summary, cm = summarize(p.probs, p.labels, num_classes=dataset.num_classes,
                             bins=settings.bins, calibration_bins=settings.calibration_bins)
     return VariantResult(variant=variant, predictions=p, summary=summary, confusion=cm,
                          runtime=info, wall_seconds=wall, latency=latency)
+
+
+def _run_backend(backend, dataset, indices, preprocess, logits, settings: EvalSettings,
+                 batch_size: int, timed_latency: bool = True):
+    """Evaluate on an opened ``backend``: ``(predictions, info, wall, latency)``.
+
+    With ``timed_latency`` (a batch-1 backend) the latency is measured on it,
+    the first invoke before the evaluation pass.
+    """
+    from benchmark.latency import measure_latency, time_first_invoke
+    lat = settings.latency and timed_latency
+    with backend:
+        first = time_first_invoke(backend, seed=settings.seed) if lat else None
+        t0 = time.perf_counter()
+        p = evaluate(backend, dataset.images, dataset.labels, indices,
+                     batch_size=batch_size, preprocess=preprocess, logits=logits,
+                     copy_rows=settings.copy_rows)
+        wall = time.perf_counter() - t0
+        info = backend.info()
+        if hasattr(backend, "delegated"):
+            info["xnnpack"] = backend.delegated()
+        latency = (measure_latency(backend, runs=settings.latency,
+                                   warmup=settings.latency_warmup, seed=settings.seed,
+                                   first_invoke_ms=first) if lat else None)
+    return p, info, wall, latency
+
+
+def _batch1_latency(path, settings: EvalSettings) -> dict | None:
+    """Latency of the batch-1 model on a fresh CPU interpreter (None when not asked for)."""
+    if not settings.latency:
+        return None
+    from benchmark.backends.litert_cpu import LiteRTCPUBackend
+    from benchmark.latency import measure_latency, time_first_invoke
+    with LiteRTCPUBackend(path, num_threads=settings.num_threads) as b:
+        first = time_first_invoke(b, seed=settings.seed)
+        return measure_latency(b, runs=settings.latency, warmup=settings.latency_warmup,
+                               seed=settings.seed, first_invoke_ms=first)
+
+
+def _run_cpu(variant: Variant, dataset, indices, preprocess, logits, settings: EvalSettings):
+    """A CPU variant on its :class:`~benchmark.batching.CpuPlan`; as :func:`_run_backend`."""
+    from dataclasses import replace
+    from benchmark.backends.litert_cpu import LiteRTCPUBackend
+    from benchmark.batching import drop_pool, plan_cpu, read_rows
+    t0 = time.perf_counter()
+    indices = np.asarray(indices, np.int64)
+    plan = plan_cpu(variant.path, indices.size, num_threads=settings.num_threads,
+                    workers=settings.workers, batch=settings.cpu_batch,
+                    probe=read_rows(dataset.images, indices[:64]), transform=preprocess)
+    if plan.workers > 1 and indices.size:
+        try:
+            p, info = _run_pool(plan, dataset, indices, preprocess, logits, settings)
+        except Exception as e:  # no processes here (limits, sandbox): run in this one
+            drop_pool(plan.workers)
+            plan = replace(plan, workers=1, threads=settings.num_threads or os.cpu_count() or 1,
+                           note=f"{plan.note}; workers failed ({type(e).__name__}: {e}), "
+                                "one process")
+        else:
+            info.update(plan.record())
+            return p, info, time.perf_counter() - t0, _batch1_latency(variant.path, settings)
+    if plan.batch == 1:
+        backend = LiteRTCPUBackend(variant.path, num_threads=plan.threads or None)
+        p, info, _, latency = _run_backend(backend, dataset, indices, preprocess, logits,
+                                           settings, settings.batch_size)
+    else:
+        backend = LiteRTCPUBackend(plan.model, num_threads=plan.threads or None,
+                                   batch=plan.batch)
+        step = plan.batch * max(1, -(-settings.batch_size // plan.batch))
+        p, info, _, _ = _run_backend(backend, dataset, indices, preprocess, logits, settings,
+                                     step, timed_latency=False)
+        latency = _batch1_latency(variant.path, settings)
+    info.update(plan.record())
+    return p, info, time.perf_counter() - t0, latency
+
+
+def _run_pool(plan, dataset, indices: np.ndarray, preprocess, logits, settings: EvalSettings):
+    """Shard ``indices`` over :func:`~benchmark.batching.shard_pool`: ``(predictions, info)``.
+
+    ``seconds`` counts from the first chunk sent to the last result back
+    (the workers have the model open by then); a logits model gets its
+    softmax here, ``settings.batch_size`` rows at a time as in :func:`evaluate`.
+    """
+    from benchmark.batching import shard_pool
+    pool = shard_pool(plan.workers)
+    key = (str(plan.model), plan.batch, plan.threads)
+    info = pool.open(key)
+    n = indices.size
+    per = -(-n // (plan.workers * 4))              # about 4 chunks per worker
+    chunk = min(8 * plan.batch, max(plan.batch, -(-per // plan.batch) * plan.batch))
+    if plan.batch == 1:
+        chunk = min(256, max(16, per))
+    t0 = time.perf_counter()
+    out = pool.predict(key, dataset.images, indices, preprocess, chunk=chunk)
+    seconds = time.perf_counter() - t0
+    probs = np.empty(out.shape, np.float32)
+    for s in range(0, n, settings.batch_size):
+        rows = out[s:s + settings.batch_size]
+        probs[s:s + rows.shape[0]] = softmax(rows) if logits else rows
+    info = dict(info, num_threads=plan.workers * plan.threads)
+    labels = np.asarray(dataset.labels)[indices].astype(np.int64)
+    return Predictions(probs=probs, labels=labels, index=indices, seconds=seconds), info

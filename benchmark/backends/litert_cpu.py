@@ -16,16 +16,26 @@ from benchmark.errors import BackendUnavailable, DataError
 class InterpreterBackend(Backend):
     """Shared loop for interpreter-based backends (CPU and Edge TPU).
 
-    The model has a fixed batch of 1, so ``predict`` quantizes the whole batch
-    at once, invokes once per sample writing into the interpreter's input
-    buffer, and dequantizes all outputs at once.
+    A model with a fixed batch of 1 (``batch == 1``): ``predict`` quantizes
+    the whole batch at once, invokes once per sample writing into the
+    interpreter's input buffer, and dequantizes all outputs at once. With
+    ``batch`` N > 1 (a variable-batch copy of the model, see
+    :mod:`benchmark.batching`), the input is resized to N and each invoke
+    runs N samples; a short last chunk leaves the rest of the buffer as it
+    was and its outputs are dropped (samples do not interact).
     """
 
     name = "litert"
+    batch: int = 1
 
-    def _setup(self, interpreter, model_path: Path) -> None:
+    def _setup(self, interpreter, model_path: Path, batch: int = 1) -> None:
         self.model_path = Path(model_path)
         self.interpreter = interpreter
+        if batch != 1:
+            d = interpreter.get_input_details()
+            if len(d) == 1:
+                interpreter.resize_tensor_input(d[0]["index"], [batch, *d[0]["shape"][1:]])
+        self.batch = batch
         interpreter.allocate_tensors()
         ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
         if len(ins) != 1 or len(outs) != 1:
@@ -36,9 +46,9 @@ class InterpreterBackend(Backend):
         self._in_index = ins[0]["index"]
         self._table_key = None
         self._out_index = outs[0]["index"]
-        if self.input_spec.shape[0] != 1:
-            raise DataError(f"{model_path}: input batch must be fixed at 1, "
-                            f"got shape {self.input_spec.shape}")
+        if self.input_spec.shape[0] != batch or self.output_spec.shape[0] != batch:
+            raise DataError(f"{model_path}: input batch must be fixed at {batch}, "
+                            f"got shapes {self.input_spec.shape} -> {self.output_spec.shape}")
 
     def predict_images(self, images: np.ndarray, transform: PixelTransform) -> np.ndarray:
         """Write each image straight into the input buffer through a lookup table.
@@ -56,6 +66,8 @@ class InterpreterBackend(Backend):
         if self._table_key != key:
             self._table = self._input_path(transform, channels)
             self._table_key = key
+        if self.batch != 1:
+            return self._predict_images_batched(images)
         mode, table, scale = self._table
         n = images.shape[0]
         raw = np.empty((n,) + self.output_spec.shape[1:], dtype=self.output_spec.dtype)
@@ -76,6 +88,31 @@ class InterpreterBackend(Backend):
             del buf  # no reference into the interpreter may live across invoke()
             invoke()
             raw[i] = get_tensor(out_idx)[0]
+        return dequantize(raw, self.output_spec)
+
+    def _predict_images_batched(self, images: np.ndarray) -> np.ndarray:
+        """:meth:`predict_images` on a batch-N interpreter: N images per invoke."""
+        mode, table, scale = self._table
+        n, b = images.shape[0], self.batch
+        raw = np.empty((n,) + self.output_spec.shape[1:], dtype=self.output_spec.dtype)
+        it = self.interpreter
+        in_idx, out_idx = self._in_index, self._out_index
+        chan = np.arange(images.shape[-1])
+        for s in range(0, n, b):
+            x = images[s:s + b]
+            m = x.shape[0]
+            buf = it.tensor(in_idx)()[:m]
+            if mode == "copy":
+                buf[...] = x
+            elif mode == "scale":
+                np.multiply(x, scale, out=buf, casting="unsafe")
+            elif mode == "lookup":
+                np.take(table, x, out=buf)
+            else:
+                buf[...] = table[x, chan]
+            del buf  # no reference into the interpreter may live across invoke()
+            it.invoke()
+            raw[s:s + m] = it.get_tensor(out_idx)[:m]
         return dequantize(raw, self.output_spec)
 
     def _input_path(self, transform: PixelTransform, channels: int):
@@ -106,24 +143,35 @@ class InterpreterBackend(Backend):
                             f"{list(expect)} but the data has {list(x.shape[1:])} (check the "
                             "model's input size against the dataset's images)")
         q = quantize(x, self.input_spec)
-        n = q.shape[0]
+        n, b = q.shape[0], self.batch
         raw = np.empty((n,) + self.output_spec.shape[1:], dtype=self.output_spec.dtype)
         it = self.interpreter
         set_tensor, invoke, get_tensor = it.set_tensor, it.invoke, it.get_tensor
         in_idx, out_idx = self._in_index, self._out_index
-        for i in range(n):
-            set_tensor(in_idx, q[i:i + 1])
+        for i in range(0, n, b):
+            chunk = q[i:i + b]
+            m = chunk.shape[0]
+            if m < b:
+                chunk = np.concatenate([chunk, np.zeros((b - m,) + chunk.shape[1:], q.dtype)])
+            set_tensor(in_idx, chunk)
             invoke()
-            raw[i] = get_tensor(out_idx)[0]
+            raw[i:i + m] = get_tensor(out_idx)[:m]
         return dequantize(raw, self.output_spec)
 
 
 class LiteRTCPUBackend(InterpreterBackend):
-    """A ``.tflite`` model on the CPU interpreter (XNNPACK for float, reference int8 kernels)."""
+    """A ``.tflite`` model on the CPU interpreter (XNNPACK, the default delegate, float and int8).
+
+    ``num_threads`` defaults to the number of cores; on a busy machine (load
+    average at or above the core count) ``num_threads=1`` is as fast or faster,
+    since extra threads wait for cores other processes hold. ``batch`` > 1
+    needs a variable-batch model (:func:`benchmark.batching.batched_model`).
+    """
 
     name = "litert-cpu"
 
-    def __init__(self, model_path, *, num_threads: int | None = None, prefer: str | None = None):
+    def __init__(self, model_path, *, num_threads: int | None = None, prefer: str | None = None,
+                 batch: int = 1):
         model_path = Path(model_path)
         if not model_path.is_file():
             raise DataError(f"model file not found: {model_path}")
@@ -138,7 +186,12 @@ class LiteRTCPUBackend(InterpreterBackend):
                                               num_threads=self.num_threads)
         except ValueError as e:
             raise DataError(f"cannot load {model_path}: {str(e).splitlines()[0]}") from None
-        self._setup(interp, model_path)
+        self._setup(interp, model_path, batch)
+
+    def delegated(self) -> bool:
+        """True when the interpreter runs a delegate node (XNNPACK, the CPU default)."""
+        ops = self.interpreter._get_ops_details()
+        return any(d.get("op_name") == "DELEGATE" for d in ops)
 
     def info(self) -> dict:
         return {"backend": self.name, "runtime": self.runtime.package,

@@ -179,6 +179,8 @@ class VariantRecord(TypedDict, total=False):
     wall_seconds: float
     images_per_second: float
     latency: LatencyRecord
+    cached: bool            # predictions reused from the prediction cache (original timings)
+    same_model_as: str      # byte-identical to that variant's model, evaluated once
 
 
 class AgreementRecord(TypedDict):

@@ -111,8 +111,9 @@ def test_same_command_twice_gives_the_same_metrics(tiny_models, tmp_path, env):
     outs = []
     for i in range(2):
         out = tmp_path / f"run{i}"
+        # --no-prediction-cache: the second run must compute, not reuse, its predictions
         r = run_cli("benchmark.run", "--model-dir", tiny_models, "--split", "verification",
-                    "--limit", "40", "--out", out, "--quiet", env=env)
+                    "--limit", "40", "--out", out, "--quiet", "--no-prediction-cache", env=env)
         assert r.returncode == 0, r.stderr
         outs.append(out)
     assert (outs[0] / "metrics.csv").read_bytes() == (outs[1] / "metrics.csv").read_bytes()

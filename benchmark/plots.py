@@ -1,31 +1,188 @@
-"""Figures from saved run data (draw only: arrays in, matplotlib Figures out, no I/O).
+"""Figures from saved run data (draw only: arrays in, figures out, no file I/O).
 
-Uses ``matplotlib.figure.Figure`` directly, so no pyplot state and no GUI
-backend are involved; callers render with ``fig.savefig``.
+Two kinds of figure functions, all module-level and taking plain data (lists,
+dicts, numpy arrays) so that :func:`render` can run them in worker processes:
+
+- matplotlib figures (``histograms``, ``reliability``, ...) return a
+  ``matplotlib.figure.Figure`` with fixed margins (no layout engine, which
+  used to be ~40 % of every ``savefig``); no pyplot state, no GUI backend;
+- confusion-matrix heatmaps (``confusion_image``, ``confusion_overview``)
+  return PNG bytes drawn directly with numpy and Pillow: one ``cell x cell``
+  pixel block per class pair, no axes (the report puts the labels in HTML).
+
+:func:`render` turns either kind into PNG bytes. Bump :data:`RENDER_VERSION`
+when a figure's drawing changes: it is part of the report's figure-cache key.
 """
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 
+#: Part of every cached figure's key; bump when any drawing below changes.
+RENDER_VERSION = 2
+#: Resolution of the matplotlib figures (pixels per inch).
+DPI = 90
+#: Up to this many classes the report shows the full confusion matrix.
+FULL_MATRIX_MAX_CLASSES = 100
+#: Side of a heatmap in pixels the cell size aims at.
+HEATMAP_PX = 400
+#: Viridis at 0, 1/8, ..., 1 (for an HTML colour bar without matplotlib).
+VIRIDIS_STOPS = ("#440154", "#472c7b", "#3a528b", "#2c728e", "#20908c", "#28ae7f", "#5ec961",
+                 "#addc30", "#fde724")
 
-def _figure(w: float, h: float, ncols: int = 1):
+
+def _figure(w: float, h: float, ncols: int = 1, *, left: float = 0.75, right: float = 0.2,
+            bottom: float = 0.6, top: float = 0.4, wspace: float = 0.0):
+    """A ``w x h`` inch Figure with ``ncols`` axes and fixed margins given in inches.
+
+    ``wspace`` is the gap between axes in inches.
+    """
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(w, h), layout="constrained")
+    fig = Figure(figsize=(w, h))
     axes = fig.subplots(1, ncols, squeeze=False)[0]
+    _margins(fig, left=left, right=right, bottom=bottom, top=top, wspace=wspace, ncols=ncols)
     return fig, axes
 
 
+def _margins(fig, *, left, right, bottom, top, wspace=0.0, hspace=0.0, ncols=1, nrows=1):
+    """``subplots_adjust`` with margins and gaps in inches."""
+    w, h = fig.get_size_inches()
+    axis_w = (w - left - right - wspace * (ncols - 1)) / ncols
+    axis_h = (h - bottom - top - hspace * (nrows - 1)) / nrows
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
+                        wspace=wspace / axis_w, hspace=hspace / axis_h)
+
+
+def render(func, kwargs: dict) -> bytes:
+    """PNG bytes of ``func(**kwargs)`` (a Figure is saved at :data:`DPI`, bytes pass through).
+
+    Module-level and picklable: the report runs it in worker processes.
+    """
+    out = func(**kwargs)
+    if isinstance(out, (bytes, bytearray)):
+        return bytes(out)
+    buf = io.BytesIO()
+    out.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def warm_up() -> None:
+    """Import what :func:`render` needs (a worker-process initializer)."""
+    from matplotlib import colormaps  # noqa: F401
+    from matplotlib.backends import backend_agg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+
+
+# ---------------------------------------------------------------- confusion heatmaps
+
+
+def row_normalized(cm) -> np.ndarray:
+    """Each row divided by its sum (rows of zeros stay zero)."""
+    m = np.asarray(cm, np.float64)
+    return m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+
+
+def heatmap_cell(k: int) -> int:
+    """Pixels per cell of a ``k x k`` heatmap: about :data:`HEATMAP_PX` wide, 2..16 px."""
+    return int(max(2, min(16, HEATMAP_PX // max(k, 1))))
+
+
+def heatmap_png(values, *, cell: int, vmax: float = 1.0) -> bytes:
+    """PNG of a matrix coloured with viridis on ``[0, vmax]``; ``cell x cell`` px per entry.
+
+    Entry ``(i, j)`` fills rows ``i*cell .. (i+1)*cell - 1`` and columns
+    ``j*cell .. (j+1)*cell - 1`` with matplotlib's viridis colour of
+    ``values[i, j] / vmax``.
+    """
+    from matplotlib import colormaps
+    from PIL import Image
+    v = np.asarray(values, np.float64) / (vmax or 1.0)
+    rgb = colormaps["viridis"](np.clip(v, 0.0, 1.0), bytes=True)[..., :3]
+    rgb = np.repeat(np.repeat(rgb, cell, axis=0), cell, axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def confusion_image(cm, *, normalize: bool = True, cell: int | None = None) -> bytes:
+    """The full confusion matrix (rows = true class) as a heatmap PNG, one cell per class pair.
+
+    Row-normalized on ``[0, 1]`` by default, else counts on ``[0, max]``.
+    """
+    m = np.asarray(cm, np.float64)
+    cell = heatmap_cell(m.shape[0]) if cell is None else cell
+    if normalize:
+        return heatmap_png(row_normalized(m), cell=cell)
+    return heatmap_png(m, cell=cell, vmax=float(m.max()) or 1.0)
+
+
+def overview_blocks(k: int, max_blocks: int = FULL_MATRIX_MAX_CLASSES) -> int:
+    """Classes per block of the overview of a ``k``-class matrix (at most ``max_blocks`` a side)."""
+    return max(1, -(-k // max_blocks))
+
+
+def block_matrix(cm, block: int) -> np.ndarray:
+    """Row-normalized matrix summed over ``block x block`` class blocks, averaged over true rows.
+
+    Entry ``(I, J)`` is the mean, over the true classes of block ``I``, of the
+    fraction predicted in block ``J``; rows still sum to 1 (or 0).
+    """
+    f = row_normalized(cm)
+    k = f.shape[0]
+    nb = -(-k // block)
+    pad = np.zeros((nb * block, nb * block))
+    pad[:k, :k] = f
+    sums = pad.reshape(nb, block, nb, block).sum(axis=(1, 3))
+    rows = np.minimum(block, k - block * np.arange(nb))
+    return sums / rows[:, None]
+
+
+def confusion_overview(cm, *, max_blocks: int = FULL_MATRIX_MAX_CLASSES,
+                       cell: int | None = None) -> bytes:
+    """A downsampled heatmap of a large confusion matrix: at most ``max_blocks`` cells a side.
+
+    Its size does not grow with the class count (see :func:`block_matrix`).
+    """
+    b = block_matrix(cm, overview_blocks(np.asarray(cm).shape[0], max_blocks))
+    return heatmap_png(b, cell=heatmap_cell(b.shape[0]) if cell is None else cell)
+
+
+def top_confusions(cms: dict, k: int = 20) -> list[tuple[int, int]]:
+    """The ``k`` off-diagonal ``(true, predicted)`` pairs with most images summed over ``cms``.
+
+    Pairs without any image are left out; ties keep row-major order.
+    """
+    total = None
+    for cm in cms.values():
+        m = np.asarray(cm, np.int64)
+        total = m.copy() if total is None else total + m
+    np.fill_diagonal(total, 0)
+    flat = total.ravel()
+    n = min(k, int(np.count_nonzero(flat)))
+    if n == 0:
+        return []
+    cand = np.argpartition(-flat, n - 1)[:n] if n < flat.size else np.arange(flat.size)
+    cand = cand[np.lexsort((cand, -flat[cand]))][:n]
+    return [(int(i) // total.shape[1], int(i) % total.shape[1]) for i in cand]
+
+
+# ---------------------------------------------------------------- matplotlib figures
+
+
 def confusion_pair(cms: dict, class_names, *, normalize: bool = True):
-    """Confusion matrices side by side (rows = true class), row-normalized by default."""
+    """Confusion matrices side by side as a matplotlib Figure (rows = true class).
+
+    For interactive use; the report draws :func:`confusion_image` instead.
+    """
     n = len(cms)
     k = len(class_names)
     size = max(4.0, 0.16 * k + 2)
-    fig, axes = _figure(size * n, size, n)
+    fig, axes = _figure((size - 0.6) * n + 1.2, size, n, left=1.2, right=1.2, bottom=1.2,
+                        top=0.4, wspace=1.2 if n > 1 else 0.0)
     for ax, (name, cm) in zip(axes, cms.items()):
-        m = np.asarray(cm, np.float64)
-        if normalize:
-            m = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+        m = row_normalized(cm) if normalize else np.asarray(cm, np.float64)
         im = ax.imshow(m, cmap="viridis", vmin=0, vmax=1 if normalize else None)
         ax.set_title(name)
         ax.set_xticks(range(k), class_names, rotation=90, fontsize=6)
@@ -78,8 +235,9 @@ def reliability(rels: dict, *, hists: dict | None = None,
     flat line by construction).
     """
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(6.4, 6.0), layout="constrained")
+    fig = Figure(figsize=(6.4, 6.0))
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    _margins(fig, left=0.75, right=0.2, bottom=0.6, top=0.4, hspace=0.15, nrows=2)
     top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
     for name, r in rels.items():
         conf = np.asarray([np.nan if v is None else v for v in r["mean_confidence"]], float)
@@ -105,10 +263,13 @@ def recall_changes(cm_ref, cm_q, class_names, *, top: int = 10, labels=("float",
     r_q = np.diag(q) / np.maximum(q.sum(1), 1)
     delta = r_q - r_ref
     order = np.argsort(-np.abs(delta), kind="stable")[:top]
-    fig, (ax,) = _figure(6.4, 0.35 * len(order) + 1.2)
+    names = [str(class_names[i]) for i in order]
+    # 7 pt labels: about 0.06 inch a character, plus the tick and the axis padding
+    left = min(3.0, 0.35 + 0.06 * max((len(s) for s in names), default=1))
+    fig, (ax,) = _figure(6.4, 0.35 * len(order) + 1.2, left=left, bottom=0.55, top=0.35)
     ax.barh(range(len(order)), 100 * delta[order],
             color=["tab:red" if d < 0 else "tab:green" for d in delta[order]])
-    ax.set_yticks(range(len(order)), [class_names[i] for i in order], fontsize=7)
+    ax.set_yticks(range(len(order)), names, fontsize=7)
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel(f"recall change {labels[1]} - {labels[0]} (percentage points)")
@@ -138,7 +299,7 @@ def swapped_vs_confidence(swaps: dict):
 
 def bit_sweep(bits, swapped_pct, delta_error_pct, ratio):
     """% swapped, change in error rate and their ratio against weight bits (Figure 2 style)."""
-    fig, (left, right) = _figure(9.0, 3.4, 2)
+    fig, (left, right) = _figure(9.0, 3.4, 2, wspace=0.9)
     left.plot(bits, swapped_pct, marker="o", label="% swapped")
     left.plot(bits, delta_error_pct, marker="s", label="delta error (pp)")
     left.set_xlabel("weight bits")

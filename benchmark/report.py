@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
+import hashlib
 import html
-import io
 import json
+import multiprocessing as mp
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 from tabulate import tabulate
 
 from benchmark.variants import EDGETPU_NAME, sweep_variants
@@ -201,67 +208,360 @@ def load_run(run_dir: Path):
     return read_run(run_dir)
 
 
-def split_figures(sr) -> list[tuple[str, object]]:
-    """(title, Figure) pairs for one split (a :class:`benchmark.rundir.SplitRun`)."""
-    from benchmark import plots
+#: Sub-directory of a run directory holding rendered figures, ``<key>.png``.
+FIGURE_CACHE = ".figures"
+#: Fewer figures to render than this are drawn in this process (a pool costs more).
+MIN_PARALLEL_FIGURES = 3
+#: Off-diagonal confusions listed for matrices too large to draw in full.
+TOP_CONFUSIONS = 20
+#: Rows of predictions per chunk when computing entropies (bounds the temporaries).
+ENTROPY_CHUNK = 4096
+#: What the last :func:`render_figures` call did: figures ``rendered`` and ``cached``, ``workers``.
+LAST_RENDER: dict = {}
+
+_KEY_CHARS = 40
+
+
+def _feed(h, obj) -> None:
+    """Hash ``obj`` (plain data: dicts, sequences, arrays, scalars) by content and type."""
+    if isinstance(obj, dict):
+        h.update(b"d%d;" % len(obj))
+        for k, v in obj.items():
+            _feed(h, k)
+            _feed(h, v)
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"l%d;" % len(obj))
+        for v in obj:
+            _feed(h, v)
+    elif isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        h.update(f"a{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes() if a.dtype != object else repr(a.tolist()).encode())
+    elif isinstance(obj, str):
+        b = obj.encode()
+        h.update(b"s%d;" % len(b) + b)
+    elif obj is None or isinstance(obj, (bool, int, float, np.generic)):
+        v = obj.item() if isinstance(obj, np.generic) else obj
+        h.update(f"{type(v).__name__}:{v!r};".encode())
+    else:
+        raise TypeError(f"cannot hash figure data of type {type(obj).__name__}")
+
+
+@functools.lru_cache(maxsize=None)
+def _versions() -> str:
+    from importlib import metadata
+    return ",".join(f"{p}={metadata.version(p)}" for p in ("matplotlib", "pillow", "numpy"))
+
+
+@dataclass(frozen=True, eq=False)
+class FigureJob:
+    """One figure to draw: a module-level function of :mod:`benchmark.plots` and its data."""
+
+    func: Callable
+    kwargs: dict
+
+    def key(self) -> str:
+        """Hash of exactly what is drawn: function, data, drawing version, libraries, DPI."""
+        from benchmark import plots
+        h = hashlib.sha256(f"{self.func.__module__}.{self.func.__qualname__};"
+                           f"v{plots.RENDER_VERSION};dpi{plots.DPI};{_versions()};".encode())
+        _feed(h, self.kwargs)
+        return h.hexdigest()[:_KEY_CHARS]
+
+    def figure(self):
+        """Draw it in this process (a matplotlib Figure, or PNG bytes for heatmaps)."""
+        return self.func(**self.kwargs)
+
+
+@dataclass
+class Section:
+    """A titled part of a split's report: images (label, job) and, for confusion, its data."""
+
+    title: str
+    images: list[tuple[str, FigureJob]]
+    confusion: dict | None = None
+
+
+def _entropies(sr, variant: str) -> np.ndarray:
+    """Per-image normalized entropy, computed in chunks of rows (same values, less memory)."""
     from benchmark.metrics import normalized_entropy
+    probs = sr.predictions(variant)["probs"]
+    return np.concatenate([normalized_entropy(probs[i:i + ENTROPY_CHUNK])
+                           for i in range(0, probs.shape[0], ENTROPY_CHUNK)])
+
+
+def _index_labels(k: int, block: int) -> list[str]:
+    return [f"{lo}-{min(lo + block, k) - 1}" if block > 1 else str(lo)
+            for lo in range(0, k, block)]
+
+
+def confusion_section(cms: dict, names: list[str]) -> Section:
+    """Full heatmaps up to ~100 classes; beyond that, the top confusions and an overview."""
+    from benchmark import plots
+    k = len(names)
+    title = "Confusion matrices (row-normalized)"
+    if k <= plots.FULL_MATRIX_MAX_CLASSES:
+        images = [(v, FigureJob(plots.confusion_image, {"cm": cm})) for v, cm in cms.items()]
+        return Section(title, images, {"k": k, "labels": names, "cell": plots.heatmap_cell(k),
+                                       "full": True})
+    block = plots.overview_blocks(k)
+    pairs = plots.top_confusions(cms, TOP_CONFUSIONS)
+    rows = [[names[i], names[j], *(x for cm in cms.values()
+                                   for x in (int(cm[i, j]), cm[i, j] / max(cm[i].sum(), 1)))]
+            for i, j in pairs]
+    labels = _index_labels(k, block)
+    images = [(f"{v} overview", FigureJob(plots.confusion_overview, {"cm": cm}))
+              for v, cm in cms.items()]
+    return Section(title, images, {"k": k, "labels": labels, "full": False, "block": block,
+                                   "cell": plots.heatmap_cell(len(labels)), "top": rows,
+                                   "variants": list(cms)})
+
+
+def _plain(heading: str, func, **kwargs) -> Section:
+    return Section(heading, [("", FigureJob(func, kwargs))])
+
+
+def split_sections(sr) -> list[Section]:
+    """Every figure of one split (a :class:`benchmark.rundir.SplitRun`), in report order."""
+    from benchmark import plots
     res = sr.record
     variants = list(res["variants"])
-    names = res["class_names"]
-    figs = []
+    names = [str(n) for n in res["class_names"]]
+    out = []
     cms = {v: sr.confusion(v) for v in variants if sr.has_confusion(v)}
     # side by side: the reference, the int8 model and the device; sweep variants are in tables
     shown = {v: cms[v] for v in ("float", "int8", EDGETPU_NAME) if v in cms} or cms
     if shown:
-        figs.append(("Confusion matrices (row-normalized)", plots.confusion_pair(shown, names)))
+        out.append(confusion_section(shown, names))
     for key, title, xlabel in (
             ("certainty_histogram", "Certainty: probability given to the true class",
              "probability of the true class"),
             ("output_histogram", "All output values", "output value")):
         h = {v: res["variants"][v][key] for v in variants}
-        fig = plots.histograms(h, title=title, xlabel=xlabel, log=True)
-        figs.append((title + " (log counts)", fig))
-    ent = {v: normalized_entropy(sr.predictions(v)["probs"]) for v in variants
-           if sr.has_predictions(v)}
+        out.append(_plain(title + " (log counts)", plots.histograms, hists=h, title=title,
+                          xlabel=xlabel, log=True))
+    ent = {v: _entropies(sr, v) for v in variants if sr.has_predictions(v)}
     if ent:
-        figs.append(("Entropy distributions", plots.entropy_distributions(ent)))
+        out.append(_plain("Entropy distributions", plots.entropy_distributions, entropies=ent))
     rel = {v: res["variants"][v]["calibration"]["reliability"] for v in variants
            if res["variants"][v].get("calibration")}
     if rel:
-        figs.append(("Reliability diagram and confidence histogram", plots.reliability(rel)))
-    quant = [v for v in variants if v != "float"]
-    if "float" in cms and quant and quant[0] in cms:
-        figs.append(("Recall changes", plots.recall_changes(cms["float"], cms[quant[0]], names,
-                                                            labels=("float", quant[0]))))
-    sw = {v: h["swapped_by_confidence"] for v, h in res.get("swaps", {}).items()
-          if v != "reference"}
-    if sw:
-        figs.append(("Swapped predictions over float confidence", plots.swapped_vs_confidence(sw)))
-    sweep = sorted((var.weight_bits, res["swaps"][v]) for v, var in sweep_variants(res["variants"])
-                   if v in res.get("swaps", {}))
-    if len(sweep) > 1:
-        b = [x[0] for x in sweep]
-        figs.append(("Weight-bit sweep", plots.bit_sweep(
-            b, [x[1]["swapped_pct"] for x in sweep], [x[1]["delta_error_pct"] for x in sweep],
-            [x[1]["ratio"] for x in sweep])))
+        out.append(_plain("Reliability diagram and confidence histogram", plots.reliability,
+                          rels=rel))
+    out += _comparison_sections(res, cms, names)
     # latency dicts without raw samples (older runs) only get the table
     lat = {v: m["latency"]["samples_ms"] for v, m in res["variants"].items()
            if (m.get("latency") or {}).get("samples_ms")}
     if lat:
-        figs.append(("Latency", plots.latency_distributions(lat)))
-    return figs
+        out.append(_plain("Latency", plots.latency_distributions, samples=lat))
+    return out
 
 
-def _png_b64(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return base64.b64encode(buf.getvalue()).decode()
+def _comparison_sections(res: dict, cms: dict, names: list[str]) -> list[Section]:
+    """Recall changes, where swaps sit, the weight-bit sweep (what the split has data for)."""
+    from benchmark import plots
+    out = []
+    quant = [v for v in res["variants"] if v != "float"]
+    if "float" in cms and quant and quant[0] in cms:
+        out.append(_plain("Recall changes", plots.recall_changes, cm_ref=cms["float"],
+                          cm_q=cms[quant[0]], class_names=names, labels=("float", quant[0])))
+    sw = {v: h["swapped_by_confidence"] for v, h in res.get("swaps", {}).items()
+          if v != "reference"}
+    if sw:
+        out.append(_plain("Swapped predictions over float confidence",
+                          plots.swapped_vs_confidence, swaps=sw))
+    sweep = sorted((var.weight_bits, res["swaps"][v]) for v, var in sweep_variants(res["variants"])
+                   if v in res.get("swaps", {}))
+    if len(sweep) > 1:
+        out.append(_plain("Weight-bit sweep", plots.bit_sweep, bits=[x[0] for x in sweep],
+                          swapped_pct=[x[1]["swapped_pct"] for x in sweep],
+                          delta_error_pct=[x[1]["delta_error_pct"] for x in sweep],
+                          ratio=[x[1]["ratio"] for x in sweep]))
+    return out
+
+
+def split_figures(sr) -> list[tuple[str, object]]:
+    """(title, matplotlib Figure) of a split's figures, drawn here (confusion heatmaps aside)."""
+    return [(s.title, s.images[0][1].figure()) for s in split_sections(sr)
+            if s.confusion is None]
+
+
+# ---------------------------------------------------------------- rendering and its cache
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _render_pool(jobs: list[FigureJob], workers: int) -> list[bytes]:
+    from benchmark import plots
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                             initializer=plots.warm_up) as ex:
+        return list(ex.map(plots.render, [j.func for j in jobs], [j.kwargs for j in jobs]))
+
+
+def _read_cached(path: Path) -> bytes | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return data if data.startswith(b"\x89PNG") else None
+
+
+def _store(path: Path, data: bytes) -> None:
+    from benchmark.results import atomic_write_bytes
+    try:
+        atomic_write_bytes(path, data)
+    except OSError:
+        pass                      # a read-only run: the report is still built, just not cached
+
+
+def _prune(cache_dir: Path, keep: set[str]) -> None:
+    """Remove cached figures this run no longer draws (its data or the drawing changed)."""
+    try:
+        old = [p for p in cache_dir.glob("*.png") if len(p.stem) == _KEY_CHARS
+               and p.stem not in keep]
+        for p in old:
+            p.unlink()
+    except OSError:
+        pass
+
+
+def render_figures(jobs: list[tuple[FigureJob, Path | None]]) -> list[bytes]:
+    """PNG bytes of each ``(job, cache_dir)``; cached files are reused, new ones are stored.
+
+    A job whose ``<cache_dir>/<key>.png`` exists is read back instead of drawn;
+    the others are drawn in worker processes (one per core, at most one per
+    figure) or here when there are few of them or one core, then stored.
+    Figures in a cache directory that no job of this call uses are removed.
+    """
+    keys = [j.key() for j, _ in jobs]
+    got: dict[str, bytes] = {}
+    for (_, d), key in zip(jobs, keys):
+        if d is not None and key not in got:
+            data = _read_cached(d / f"{key}.png")
+            if data is not None:
+                got[key] = data
+    todo = {}
+    for (job, d), key in zip(jobs, keys):
+        if key not in got:
+            todo.setdefault(key, (job, d))
+    workers = min(_cpus(), len(todo))
+    if len(todo) < MIN_PARALLEL_FIGURES or workers < 2:
+        workers = 0
+        from benchmark import plots
+        drawn = [plots.render(j.func, j.kwargs) for j, _ in todo.values()]
+    else:
+        drawn = _render_pool([j for j, _ in todo.values()], workers)
+    for (key, (_, d)), data in zip(todo.items(), drawn):
+        got[key] = data
+        if d is not None:
+            _store(d / f"{key}.png", data)
+    for d in {d for _, d in jobs if d is not None}:
+        _prune(d, {k for (_, dd), k in zip(jobs, keys) if dd == d})
+    LAST_RENDER.clear()
+    LAST_RENDER.update(rendered=len(todo), cached=len(set(keys)) - len(todo), workers=workers)
+    return [got[k] for k in keys]
+
+
+def run_sections(runs) -> list[dict[str, list[Section]]]:
+    """``{split: sections}`` of each run."""
+    return [{s: split_sections(sr) for s, sr in run.splits.items()} for run in runs]
+
+
+def render_sections(runs, sections) -> list[dict[str, list[list[bytes]]]]:
+    """PNG bytes of every image of :func:`run_sections`' output, in one batch (one pool)."""
+    jobs = [(job, Path(run.dir) / FIGURE_CACHE)
+            for run, by_split in zip(runs, sections) for secs in by_split.values()
+            for sec in secs for _, job in sec.images]
+    pngs = iter(render_figures(jobs))
+    return [{s: [[next(pngs) for _ in sec.images] for sec in secs]
+             for s, secs in by_split.items()} for by_split in sections]
+
+
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode()
+
+
+def _labels_html(labels: list[str], cls: str, cell: int, extra: str = "") -> str:
+    font = max(1, min(11, cell - 1))
+    divs = "".join(f"<div title='{html.escape(n)}'>{html.escape(n)}</div>" for n in labels)
+    return (f"<div class='{cls}' style='font-size:{font}px;line-height:{cell}px;{extra}'>"
+            f"{divs}</div>")
+
+
+def _heatmap_panel(label: str, png: bytes, conf: dict) -> str:
+    """One heatmap with its class labels in HTML (rows left, columns below)."""
+    side = len(conf["labels"]) * conf["cell"]
+    return (f"<figure class='cm'><figcaption>{html.escape(label)}</figcaption>"
+            f"<div class='cmg'>{_labels_html(conf['labels'], 'cmy', conf['cell'])}"
+            f"<img class='heat' width='{side}' height='{side}' "
+            f"alt='{html.escape(label)} confusion matrix' src='data:image/png;base64,{_b64(png)}'>"
+            f"<div class='cma'>true &darr;<br>predicted &rarr;</div>"
+            f"{_labels_html(conf['labels'], 'cmx', conf['cell'], f'width:{side}px')}"
+            f"</div></figure>")
+
+
+def _top_table(conf: dict) -> str:
+    heads = ["true", "predicted"] + [h for v in conf["variants"]
+                                     for h in (f"{v} images", f"{v} % of true")]
+    out = ["<table class='topk'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+           + "</tr>"]
+    for row in conf["top"]:
+        cells = [html.escape(row[0]), html.escape(row[1])]
+        for n, frac in zip(row[2::2], row[3::2]):
+            cells += [str(n), f"{100 * frac:.2f}"]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "".join(out) + "</table>"
+
+
+def confusion_html(sec: Section, pngs: list[bytes]) -> str:
+    """The confusion section: heatmaps with HTML labels, a colour bar, and for many classes
+    the largest off-diagonal confusions and a downsampled overview."""
+    from benchmark.plots import VIRIDIS_STOPS
+    conf = sec.confusion
+    parts = []
+    if not conf["full"]:
+        b = conf["block"]
+        parts.append(f"<p>{conf['k']} classes: too many to draw one cell per class pair. "
+                     f"The {len(conf['top'])} largest off-diagonal confusions (images summed "
+                     f"over the variants shown):</p>{_top_table(conf)}"
+                     f"<p>Overview: each cell is a block of {b} &times; {b} classes (class "
+                     "indices), the mean over the block's true classes of the fraction "
+                     "predicted in the block.</p>")
+    parts.append("<div class='cms'>" + "".join(_heatmap_panel(label, png, conf)
+                                               for (label, _), png in zip(sec.images, pngs))
+                 + "</div>")
+    parts.append("<div class='cbar'>0 <span style='background:linear-gradient(to right,"
+                 + ",".join(VIRIDIS_STOPS) + ")'></span> 1 &nbsp;fraction of true class "
+                 "(rows = true class)</div>")
+    return "".join(parts)
+
+
+def section_html(split: str, sec: Section, pngs: list[bytes]) -> str:
+    head = f"<h3>{html.escape(split)}: {html.escape(sec.title)}</h3>"
+    if sec.confusion is not None:
+        return head + confusion_html(sec, pngs)
+    return head + "".join(f"<img alt='{html.escape(sec.title)}' "
+                          f"src='data:image/png;base64,{_b64(png)}'>" for png in pngs)
 
 
 _CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px}
 th{background:#f2f2f2}.diff{background:#ffe08a}img{max-width:100%;display:block;margin:0.5em 0}
-code,pre{background:#f6f6f6}h2{border-bottom:1px solid #ddd}"""
+code,pre{background:#f6f6f6}h2{border-bottom:1px solid #ddd}
+.cms{display:flex;flex-wrap:wrap;gap:1em 2em}.cm{margin:0}.cm figcaption{font-weight:bold}
+.cmg{display:grid;grid-template-columns:auto auto;align-items:start}
+.cmy{text-align:right;max-width:12em;overflow:hidden;white-space:nowrap;padding-right:3px}
+.cmx{writing-mode:vertical-lr;max-height:10em;overflow:hidden;white-space:nowrap;
+padding-top:3px}.cma{font-size:10px;text-align:right;padding:3px}
+img.heat{max-width:none;margin:0;image-rendering:pixelated}
+.cbar span{display:inline-block;width:200px;height:10px;vertical-align:middle}
+.topk td{text-align:right}.topk td:nth-child(-n+2){text-align:left}"""
 
 
 COMPARE_KEYS = (("accuracy", "accuracy"), ("mean_normalized_entropy", "mean H/log K"))
@@ -329,7 +629,8 @@ def build_html(runs: list[dict]) -> str:
              "<h1>edgetpu-bench report</h1>"]
     if len(runs) > 1:
         parts.append(comparison_html(runs))
-    for run in runs:
+    all_sections = run_sections(runs)
+    for run, sections, pngs in zip(runs, all_sections, render_sections(runs, all_sections)):
         results = run.records()
         top = run.top
         parts.append(f"<h2>Run {html.escape(str(run.dir))}</h2>")
@@ -342,11 +643,8 @@ def build_html(runs: list[dict]) -> str:
         for key, title in (("certainty_histogram", "Certainty histogram"),
                            ("output_histogram", "Histogram of all outputs")):
             parts.append(f"<h3>{title}</h3>{histogram_table(results, key, 'html')}")
-        for split, sr in run.splits.items():
-            for title, fig in split_figures(sr):
-                parts.append(f"<h3>{html.escape(split)}: {html.escape(title)}</h3>"
-                             f"<img alt='{html.escape(title)}' "
-                             f"src='data:image/png;base64,{_png_b64(fig)}'>")
+        for split, secs in sections.items():
+            parts += [section_html(split, sec, p) for sec, p in zip(secs, pngs[split])]
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -373,17 +671,19 @@ def _slug(text: str) -> str:
 
 
 def write_figures(run_dir: Path, fig_dir: Path) -> list[Path]:
-    """Save every figure of a run as ``<split>_<title>.png`` in ``fig_dir``."""
+    """Save every figure of a run in ``fig_dir``: ``<split>_<title>.png``, and one
+    ``<split>_<title>_<variant>.png`` per confusion heatmap."""
     from benchmark.results import atomic_write_bytes
     run = load_run(run_dir)
+    sections = run_sections([run])
     paths = []
-    for split, sr in run.splits.items():
-        for title, fig in split_figures(sr):
-            path = Path(fig_dir) / f"{split}_{_slug(title)}.png"
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=90)
-            atomic_write_bytes(path, buf.getvalue())
-            paths.append(path)
+    for split, pngs in render_sections([run], sections)[0].items():
+        for sec, images in zip(sections[0][split], pngs):
+            for (label, _), png in zip(sec.images, images):
+                path = Path(fig_dir) / "_".join(_slug(x) for x in (split, sec.title, label) if x)
+                path = path.with_name(path.name + ".png")
+                atomic_write_bytes(path, png)
+                paths.append(path)
     return paths
 
 

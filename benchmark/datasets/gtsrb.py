@@ -151,8 +151,15 @@ def _roi(row: dict) -> tuple[int, int, int, int]:
 def decode(records: list[Record], sources: dict, *, image_size: int, roi_crop: bool,
            on_bad_image: str = "fail") -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Decode, optionally crop to the ROI, resize; returns (images, kept mask, skipped names)."""
-    from PIL import Image, UnidentifiedImageError
     images = np.zeros((len(records), image_size, image_size, 3), np.uint8)
+    keep, skipped = _decode_into(records, sources, images, image_size, roi_crop, on_bad_image)
+    return images, keep, skipped
+
+
+def _decode_into(records: list[Record], sources: dict, out: np.ndarray, image_size: int,
+                 roi_crop: bool, on_bad_image: str) -> tuple[np.ndarray, list[str]]:
+    """Decode ``records`` into the rows of ``out``; the kept mask and the skipped names."""
+    from PIL import Image, UnidentifiedImageError
     keep = np.ones(len(records), bool)
     skipped = []
     for i, r in enumerate(records):
@@ -162,15 +169,69 @@ def decode(records: list[Record], sources: dict, *, image_size: int, roi_crop: b
                 if roi_crop:
                     x1, y1, x2, y2 = r.roi
                     im = im.crop((x1, y1, x2 + 1, y2 + 1))
-                images[i] = np.asarray(im.resize((image_size, image_size),
-                                                 Image.Resampling.BILINEAR))
+                out[i] = np.asarray(im.resize((image_size, image_size),
+                                              Image.Resampling.BILINEAR))
         except (OSError, KeyError, UnidentifiedImageError, ValueError) as e:
             if on_bad_image != "skip":
                 raise DataError(f"cannot read GTSRB image {r.member}: {e} "
                                 "(use --on-bad-image skip to skip unreadable images)") from None
             keep[i] = False
             skipped.append(r.member)
-    return images, keep, skipped
+    return keep, skipped
+
+
+#: Images per decoding task (about 0.3 s) and the fewest worth a process pool.
+DECODE_CHUNK = 1024
+DECODE_POOL_MIN = 4096
+_WORKER_SOURCES: dict[str, dict[str, _Source]] = {}
+
+
+def _sources(data_dir: Path) -> dict[str, _Source]:
+    """The training and test sources of ``data_dir``, opened once per process."""
+    key = str(data_dir)
+    if key not in _WORKER_SOURCES:
+        _WORKER_SOURCES.clear()
+        _WORKER_SOURCES[key] = {"train": _Source(data_dir, ARCHIVES[0]),
+                                "test": _Source(data_dir, ARCHIVES[1])}
+    return _WORKER_SOURCES[key]
+
+
+def _decode_chunk(path: Path, start: int, stop: int, payload) -> tuple[np.ndarray, list[str]]:
+    """A :func:`benchmark.datasets.parallel.fill` task: decode records into rows of ``path``."""
+    from benchmark.datasets.parallel import open_rows
+
+    data_dir, records, image_size, roi_crop, on_bad_image = payload
+    rows = open_rows(path, start, stop)
+    try:
+        return _decode_into(records, _sources(data_dir), rows, image_size, roi_crop,
+                            on_bad_image)
+    finally:
+        del rows
+
+
+def decode_to_npy(records: list[Record], data_dir: Path, path: Path, *, image_size: int,
+                  roi_crop: bool, on_bad_image: str = "fail",
+                  workers: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """:func:`decode` into the existing ``.npy`` file ``path`` (N rows), on every core.
+
+    Chunks of :data:`DECODE_CHUNK` records are decoded in ``workers``
+    processes (default: every core, see :mod:`benchmark.datasets.parallel`),
+    each reading the archives of ``data_dir`` itself and writing its rows
+    straight into the file. Returns the kept mask and the skipped names (in
+    record order); rows of skipped images stay zero.
+    """
+    from benchmark.datasets import parallel
+
+    data_dir = Path(data_dir).absolute()  # workers may run in another directory
+    jobs = parallel.tasks(len(records), DECODE_CHUNK, lambda a, b: (
+        data_dir, records[a:b], image_size, roi_crop, on_bad_image))
+    try:
+        results = parallel.fill(path, _decode_chunk, jobs, workers=workers,
+                                min_pool_rows=DECODE_POOL_MIN)
+    finally:
+        _WORKER_SOURCES.clear()  # in-process decoding opened the archives here
+    keep = np.concatenate([k for k, _ in results]) if results else np.ones(0, bool)
+    return keep, [name for _, names in results for name in names]
 
 
 def source_fingerprint(data_dir: Path) -> dict:
@@ -230,18 +291,18 @@ def load_request(req: LoadRequest, options: GtsrbOptions) -> Dataset:
 
     def build():
         t0 = time.perf_counter()
-        records, sources = read_records(data_dir)
+        records, _ = read_records(data_dir)
         if req.verbose:
             print(f"decoding {len(records)} GTSRB images ({image_size}px"
                   f"{', ROI crop' if roi_crop else ''}) into {root / key}", file=sys.stderr)
-        images, keep, skipped = decode(records, sources, image_size=image_size,
-                                       roi_crop=roi_crop, on_bad_image=req.on_bad_image)
+        keep, skipped, path = _decode_to_scratch(records, data_dir, root, key, image_size,
+                                                 roi_crop, req.on_bad_image)
         labels = np.array([r.label for r in records], np.int64)
         groups = np.array([r.group for r in records], np.int64)
         meta = dict(description, cache_key=key, n_images=int(keep.sum()), skipped=skipped,
                     n_train_images=int(sum(r.source == "train" for r in records)),
                     decode_seconds=round(time.perf_counter() - t0, 2))
-        return {"images": images[keep], "labels": labels[keep], "groups": groups[keep]}, meta
+        return {"images": path, "labels": labels[keep], "groups": groups[keep]}, meta
 
     arrays, meta = cache.load_or_build(root, key, build)
     groups = np.asarray(arrays["groups"], np.int64)
@@ -249,6 +310,25 @@ def load_request(req: LoadRequest, options: GtsrbOptions) -> Dataset:
                    labels=np.asarray(arrays["labels"], np.int64), groups=groups,
                    class_names=CLASS_NAMES, verification_groups=(TEST_GROUP,),
                    meta=meta, train_pool=groups != TEST_GROUP, full_split_by_group=True)
+
+
+def _decode_to_scratch(records, data_dir: Path, root: Path, key: str, image_size: int,
+                       roi_crop: bool, on_bad_image: str) -> tuple[np.ndarray, list[str], Path]:
+    """Decode into a scratch file of the entry ``key``, compacted to the kept images.
+
+    Returns ``(keep, skipped, path)``; the caller stores ``path`` (a scratch
+    file is removed when decoding fails).
+    """
+    shape = (len(records), image_size, image_size, 3)
+    path = cache.new_scratch(root, key, "images", shape, np.uint8)
+    try:
+        keep, skipped = decode_to_npy(records, data_dir, path, image_size=image_size,
+                                      roi_crop=roi_crop, on_bad_image=on_bad_image)
+        return keep, skipped, cache.compact_rows(root, key, "images-kept", path,
+                                                 np.flatnonzero(keep))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 DATASET = DatasetEntry(

@@ -303,37 +303,26 @@ def _decode_to_scratch(items, root: Path, key: str, image_size: int, on_bad_imag
     ``arrays["groups"]`` the position of each kept image in ``items``.
     """
     shape = (len(items), image_size, image_size, 3)
-    images, path = cache.scratch_npy(root, key, "images", shape, np.uint8)
-    scratch = [path]
+    path = cache.new_scratch(root, key, "images", shape, np.uint8)
+    reported = [0]
 
-    def progress(done, total):
-        if verbose and (done % 5000 == 0 or done == total):
+    def progress(done, total):  # every 5000 images (chunks end anywhere) and at the end
+        if verbose and (done // 5000 > reported[0] or done == total):
+            reported[0] = done // 5000
             print(f"  {done}/{total} images decoded", file=sys.stderr)
 
     try:
-        _, keep, skipped, modes = userdata.decode(items, image_size=image_size,
-                                                  on_bad_image=on_bad_image,
-                                                  resize=resize_center_crop, out=images,
-                                                  progress=progress)
+        keep, skipped, modes = userdata.decode_to_npy(items, path, image_size=image_size,
+                                                      on_bad_image=on_bad_image,
+                                                      resize=resize_center_crop,
+                                                      progress=progress)
         kept = np.flatnonzero(keep)
         if kept.size == 0:
             raise DataError(f"none of the {len(items)} images is readable")
-        if kept.size < len(items):  # compact, chunk by chunk, into a file of the kept rows
-            dense, dense_path = cache.scratch_npy(root, key, "images-kept",
-                                                  (kept.size,) + shape[1:], np.uint8)
-            scratch.append(dense_path)
-            for start in range(0, kept.size, 1024):
-                dense[start:start + 1024] = images[kept[start:start + 1024]]
-            dense.flush()
-            del dense, images
-            path.unlink()
-            path = dense_path
-        else:
-            images.flush()
-            del images
+        # compact, chunk by chunk, into a file of the kept rows
+        path = cache.compact_rows(root, key, "images-kept", path, kept)
     except BaseException:
-        for p in scratch:
-            p.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
     labels = np.array([items[i].label for i in kept], np.int64)
     return ({"images": path, "labels": labels, "groups": kept.astype(np.int64)},

@@ -440,6 +440,55 @@ def decode(items: list[Item], *, image_size: int, on_bad_image: str = "fail",
     return images, keep, skipped, dict(sorted(modes.items()))
 
 
+#: Images per decoding task and the fewest worth a process pool (:func:`decode_to_npy`).
+DECODE_CHUNK = 256
+DECODE_POOL_MIN = 1024
+
+
+def _decode_chunk(path: Path, start: int, stop: int, payload):
+    """A :func:`benchmark.datasets.parallel.fill` task: :func:`decode` into rows of ``path``."""
+    from benchmark.datasets.parallel import open_rows
+
+    items, image_size, on_bad_image, resize = payload
+    rows = open_rows(path, start, stop)
+    try:
+        _, keep, skipped, modes = decode(items, image_size=image_size,
+                                         on_bad_image=on_bad_image, resize=resize, out=rows)
+    finally:
+        del rows
+    return keep, skipped, modes
+
+
+def decode_to_npy(items: list[Item], path: Path, *, image_size: int, on_bad_image: str = "fail",
+                  resize: Callable | None = None, workers: int | None = None,
+                  progress: Callable[[int, int], None] | None = None
+                  ) -> tuple[np.ndarray, list[str], dict[str, int]]:
+    """:func:`decode` into the existing ``.npy`` file ``path`` (N rows), on every core.
+
+    Chunks of :data:`DECODE_CHUNK` items are decoded in ``workers`` processes
+    (default: every core, see :mod:`benchmark.datasets.parallel`), each
+    written straight into the file; ``resize`` must be a module-level
+    function. ``progress(done, total)`` is called after each chunk. Returns
+    ``(keep, skipped, modes)`` as :func:`decode` (in item order); rows of
+    skipped images stay zero.
+    """
+    import dataclasses
+
+    from benchmark.datasets import parallel
+
+    def payload(a, b):  # absolute paths: a worker may run in another directory
+        chunk = [dataclasses.replace(it, path=Path(it.path).absolute()) for it in items[a:b]]
+        return chunk, image_size, on_bad_image, resize
+
+    results = parallel.fill(path, _decode_chunk, parallel.tasks(len(items), DECODE_CHUNK, payload),
+                            workers=workers, min_pool_rows=DECODE_POOL_MIN, progress=progress)
+    keep = np.concatenate([k for k, _, _ in results]) if results else np.ones(0, bool)
+    modes: Counter = Counter()
+    for _, _, m in results:
+        modes.update(m)
+    return keep, [n for _, names, _ in results for n in names], dict(sorted(modes.items()))
+
+
 def _decode_one(path: Path, image_size: int, resize: Callable) -> tuple[np.ndarray, str]:
     """One image as resized 8-bit RGB, and the Pillow mode it came in."""
     from PIL import Image
@@ -623,10 +672,17 @@ def _build(req: LoadRequest, listing: Listing, holdout: float, description: dict
     if req.verbose:
         print(f"decoding {len(items)} {req.name} images ({req.image_size}px) from "
               f"{req.data_dir} into {req.cache_dir / key}", file=sys.stderr)
-    images, keep, skipped, modes = decode(items, image_size=req.image_size,
-                                          on_bad_image=req.on_bad_image)
-    if not keep.any():
-        raise DataError(f"none of the {len(items)} images under {req.data_dir} is readable")
+    shape = (len(items), req.image_size, req.image_size, 3)
+    path = cache.new_scratch(req.cache_dir, key, "images", shape, np.uint8)
+    try:
+        keep, skipped, modes = decode_to_npy(items, path, image_size=req.image_size,
+                                             on_bad_image=req.on_bad_image)
+        if not keep.any():
+            raise DataError(f"none of the {len(items)} images under {req.data_dir} is readable")
+        path = cache.compact_rows(req.cache_dir, key, "images-kept", path, np.flatnonzero(keep))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     labels = np.array([it.label for it in items], np.int64)
     if listing.explicit_split:
         test = np.array([it.part == "test" for it in items], bool)
@@ -638,7 +694,7 @@ def _build(req: LoadRequest, listing: Listing, holdout: float, description: dict
                 n_images=int(keep.sum()), n_test=int((test & keep).sum()),
                 skipped=skipped, modes=modes,
                 decode_seconds=round(time.perf_counter() - t0, 2))
-    return {"images": images[keep], "labels": labels[keep], "groups": groups[keep]}, meta
+    return {"images": path, "labels": labels[keep], "groups": groups[keep]}, meta
 
 
 IMAGEFOLDER = DatasetEntry(

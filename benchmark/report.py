@@ -397,10 +397,15 @@ def _cpus() -> int:
 
 
 def _render_pool(jobs: list[FigureJob], workers: int) -> list[bytes]:
+    """Draw ``jobs`` in ``workers`` processes, forked (where the OS can) after matplotlib is
+    imported and warmed up here, so that the workers start ready to draw."""
     from benchmark import plots
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    fork = "fork" in mp.get_all_start_methods()
+    if fork:
+        plots.warm_up(draw=True)
+    ctx = mp.get_context("fork") if fork else None
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                             initializer=plots.warm_up) as ex:
+                             initializer=None if fork else plots.warm_up) as ex:
         return list(ex.map(plots.render, [j.func for j in jobs], [j.kwargs for j in jobs]))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import sys
 import warnings
@@ -187,16 +188,95 @@ def export_model(trained, entry):
     return export
 
 
+class SavedModelExport:
+    """One SavedModel export of a Keras model, shared by all of its conversions.
+
+    ``TFLiteConverter.from_keras_model`` exports the model to a temporary
+    SavedModel on every ``convert()`` (the slow part: tracing and writing
+    it). Within ``with SavedModelExport() as export:``, :func:`to_tflite`
+    with ``export=export`` exports on the first conversion into this
+    object's directory (exactly as the converter would) and later
+    conversions load that export instead of writing another; the converter
+    is otherwise the stock one, so the ``.tflite`` bytes are the same. The
+    directory is removed on exit. Use one export per model.
+    """
+
+    def __init__(self):
+        self.dir: Path | None = None
+
+    def __enter__(self) -> "SavedModelExport":
+        import tempfile
+        self.dir = Path(tempfile.mkdtemp(prefix="edgetpu-bench-export-"))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import shutil
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_export_converter(base: type) -> type | None:
+    """A subclass of the Keras converter class ``base`` exporting into a shared directory.
+
+    None when this TensorFlow's converter does not have the private hooks
+    it relies on (then every conversion exports as usual).
+    """
+    lite = sys.modules.get(base.__module__)
+    needed = ("_tag_constants", "_signature_constants", "_load")
+    if lite is None or not all(hasattr(lite, n) for n in needed) or not all(
+            hasattr(base, n) for n in ("_convert_keras_to_saved_model", "_load_saved_model",
+                                       "_parse_saved_model_args")):
+        return None
+
+    class SharedExportConverter(base):
+        def _convert_keras_to_saved_model(self, output_dir):
+            shared = self._shared_export_dir
+            if not (Path(shared) / "saved_model.pb").is_file():
+                return super()._convert_keras_to_saved_model(shared)
+            # The tail of the base method, without the export itself.
+            self.saved_model_dir = shared
+            self._saved_model_tags = set([lite._tag_constants.SERVING])
+            self._saved_model_exported_names = [
+                lite._signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY]
+            self._parse_saved_model_args(
+                always_enable_saved_model_import=self.experimental_lower_to_saved_model)
+            if self.saved_model_dir:
+                graph_def, inputs, outputs = self._load_saved_model(self.saved_model_dir,
+                                                                    self._saved_model_tags)
+                self._trackable_obj = lite._load(self.saved_model_dir, self._saved_model_tags)
+                return graph_def, inputs, outputs
+            return None, None, None
+
+    return SharedExportConverter
+
+
+def keras_converter(tf, model, export: SavedModelExport | None = None):
+    """``tf.lite.TFLiteConverter.from_keras_model(model)``, reusing ``export``'s SavedModel."""
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if export is None or export.dir is None:
+        return conv
+    cls = _shared_export_converter(type(conv))
+    if cls is not None:
+        conv.__class__ = cls
+        conv._shared_export_dir = str(export.dir)
+    return conv
+
+
 def to_tflite(tf, model, representative=None, io_type: str = "uint8",
-              observer: str = "minmax", observer_report: dict | None = None) -> bytes:
+              observer: str = "minmax", observer_report: dict | None = None,
+              export: SavedModelExport | None = None) -> bytes:
     """Convert a batch-1 Keras model; with ``representative``, full-integer int8.
 
     ``observer`` picks the activation ranges (see :mod:`benchmark.quant.observers`);
-    ``observer_report`` receives the ranges it chose per tensor.
+    ``observer_report`` receives the ranges it chose per tensor. With
+    ``export`` (a :class:`SavedModelExport` of this ``model``), the model is
+    exported once for all conversions that share it.
     """
     from benchmark.quant.observers import converter_observer
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv = keras_converter(tf, model, export)
     if representative is not None:
         def gen():
             for i in range(representative.shape[0]):
@@ -348,18 +428,13 @@ def convert_keras(trained, entry, ds, train_idx: np.ndarray, out: Path, *, split
     rep_idx = np.sort(rng.choice(train_idx, min(size, train_idx.size), replace=False))
     rep = entry.preprocess(ds.images[rep_idx])
 
-    # The export graph must compute exactly what the trained model computes.
-    probe = rep[:8]
-    ref = trained.predict(probe, verbose=0)
-    got = np.concatenate([export.predict(probe[i:i + 1], verbose=0) for i in range(len(probe))])
-    diff = float(np.max(np.abs(ref - got)))
-    if diff > 1e-4 * max(1.0, float(np.abs(ref).max())):
-        raise DataError(f"export model differs from the trained model (max |diff| {diff:.2e})")
-
+    diff = check_export(trained, export, rep[:8])
     report, ranges = {}, {}
-    for variant, data in (("float", None), ("int8", rep)):
-        blob = to_tflite(tf, export, data, io_type, observer=observer, observer_report=ranges)
-        report[variant] = write_variant(blob, variant, out / f"{entry.name}_{variant}.tflite")
+    with SavedModelExport() as saved:  # one SavedModel export for both conversions
+        for variant, data in (("float", None), ("int8", rep)):
+            blob = to_tflite(tf, export, data, io_type, observer=observer,
+                             observer_report=ranges, export=saved)
+            report[variant] = write_variant(blob, variant, out / f"{entry.name}_{variant}.tflite")
     write_json(out / "representative_indices.json", {
         "dataset": ds.name, "dataset_cache_key": ds.meta.get("cache_key"),
         "split": split, "seed": seed, "size": int(rep_idx.size),
@@ -369,6 +444,25 @@ def convert_keras(trained, entry, ds, train_idx: np.ndarray, out: Path, *, split
         act_observer=observer, activation_ranges=ranges or None,
         export_max_abs_diff=diff, variants=report, environment=environment()).to_json())
     return report
+
+
+def check_export(trained, export, probe: np.ndarray) -> float:
+    """Max |difference| of the batch-1 ``export`` from ``trained`` on ``probe`` (direct calls).
+
+    The export graph must compute exactly what the trained model computes:
+    DataError when the difference exceeds ``1e-4 * max(1, max |output|)``.
+    """
+    import keras
+
+    def run(model, x):
+        return keras.ops.convert_to_numpy(model(x, training=False))
+
+    ref = run(trained, probe)
+    got = np.concatenate([run(export, probe[i:i + 1]) for i in range(len(probe))])
+    diff = float(np.max(np.abs(ref - got)))
+    if diff > 1e-4 * max(1.0, float(np.abs(ref).max())):
+        raise DataError(f"export model differs from the trained model (max |diff| {diff:.2e})")
+    return diff
 
 
 def write_variant(blob: bytes, variant: str, path: Path) -> dict:

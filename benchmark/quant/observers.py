@@ -156,16 +156,19 @@ def mse_bins(counts: np.ndarray, edges: np.ndarray, *, bits: int = 8,
     if model is None:
         return _mse_bins_exhaustive(counts, edges, bits=bits, step=step)
     cand = mass_step_candidates(counts, step=step)
-    fast = model(cand[:, 0], cand[:, 1])
-    best, best_err = _exact_best(counts, edges, cand, fast, bits)
+    best, _ = _first_min(counts, edges, cand, model(cand[:, 0], cand[:, 1]), bits)
     s, e = int(cand[best, 0]), int(cand[best, 1])
+    # The mass steps can jump over a sparse tail; refine by descending over
+    # nearby (start, end) pairs until no neighbour is better.
     scored = _Scored(model, n)
     for _ in range(_REFINE_STEPS):
         pairs = _neighbours(s, e, n)
-        i, local = _exact_best(counts, edges, pairs, scored(pairs), bits)
-        if local >= best_err:
+        i, exact = _first_min(counts, edges, pairs, scored(pairs), bits)
+        nxt = int(pairs[i, 0]), int(pairs[i, 1])
+        # (s, e) is among the pairs: if it is not within the tie margin, nxt is better.
+        if nxt == (s, e) or ((s, e) in exact and exact[nxt] >= exact[(s, e)]):
             break
-        s, e, best_err = int(pairs[i, 0]), int(pairs[i, 1]), local
+        s, e = nxt
     return s, e
 
 
@@ -192,20 +195,24 @@ _REFINE_STEPS = 256
 _REFINE_RADIUS = 8
 
 
-def _exact_best(counts, edges, cand, fast, bits) -> tuple[int, float]:
-    """Index and :func:`quantization_error` of the first exact minimum among ``cand``.
+def _first_min(counts, edges, cand, fast, bits) -> tuple[int, dict]:
+    """Index of the first candidate with the least :func:`quantization_error`.
 
-    Only the candidates whose fast error is within ``_TIE_REL`` of the fast
-    minimum are scored exactly; every other one is larger by far more than
-    the fast error's inaccuracy.
+    Every candidate whose fast error is more than ``_TIE_REL`` above the
+    fast minimum has a larger exact error (the two agree far closer than
+    that); if only one distinct pair is left it is the minimum. Otherwise the
+    pairs left are scored exactly and returned as ``{pair: error}`` (else
+    ``{}``), and the first of the least is picked, as ``np.argmin`` over the
+    exact errors of all candidates would.
     """
     near = np.flatnonzero(fast <= fast.min() * (1 + _TIE_REL))
     # Clipped neighbourhoods repeat pairs: score each distinct pair once.
     pairs, inverse = np.unique(cand[near], axis=0, return_inverse=True)
+    if len(pairs) == 1:
+        return int(near[0]), {}
     ref = quantization_error(counts, edges, pairs[:, 0], pairs[:, 1], bits=bits)
-    ref = ref[inverse.ravel()]
-    k = int(np.argmin(ref))
-    return int(near[k]), float(ref[k])
+    k = int(np.argmin(ref[inverse.ravel()]))
+    return int(near[k]), {(int(p[0]), int(p[1])): float(r) for p, r in zip(pairs, ref)}
 
 
 def _neighbours(s: int, e: int, n: int) -> np.ndarray:
@@ -305,7 +312,13 @@ class _ErrorModel:
         n = counts.size
         j = np.arange(n, dtype=np.int64)
         self.c = np.concatenate([counts, [0]])
-        self.P = [np.concatenate([[0], np.cumsum(counts * j ** k)]) for k in range(3)]
+        moments = [np.concatenate([[0], np.cumsum(counts * j ** k)]) for k in range(3)]
+        # Below 2**53 every product and sum taken is an exactly represented
+        # integer in float64 too, which numpy computes faster than int64.
+        exact_float = float(counts.sum()) * 4.0 * n * n < 2.0 ** 53
+        self.P = [m.astype(np.float64) if exact_float else m for m in moments]
+        self.c = self.c.astype(np.float64)
+        self.c_before = np.concatenate([[0.0], self.c[:-1]])
         self.n, self.N, self.bits = n, 2 ** bits, bits
         self.scale = width ** 2 / float(counts.sum())
 
@@ -371,20 +384,27 @@ class _ErrorModel:
         if s.size == 0:
             return np.zeros(0)
         N, (P0, P1, P2) = self.N, self.P
-        q = np.arange(N + 1, dtype=np.int64)[None, :]
-        qk = q * k[:, None]
-        lo = (qk + (N - 1)) >> self.bits
-        idx = s[:, None] + lo
-        a = idx[:, :-1]
-        s0 = np.diff(P0[idx], axis=1)
-        t1 = np.diff(P1[idx], axis=1)
+        # u = q K / N, exact in float64 (N is a power of 2); B_q = ceil(u).
+        u = np.arange(N + 1, dtype=np.float64)[None, :] * (k[:, None] / N)
+        lo = np.ceil(u)
+        start = s[:, None] + lo
+        idx = start.astype(np.intp)
+        a = (start if P0.dtype == np.float64 else idx)[:, :-1]
+        g = P0[idx]
+        s0 = g[:, 1:] - g[:, :-1]
+        mass = g[:, -1] - g[:, 0]
+        g = P1[idx]
+        t1 = g[:, 1:] - g[:, :-1]
         s1 = t1 - a * s0
-        s2 = np.diff(P2[idx], axis=1) - 2 * a * t1 + a * a * s0
-        x = (lo[:, :-1] + (0.5 - (q[:, :-1] + 0.5) * (k[:, None] / N)))
-        full = (s2 + 2 * x * s1 + (x * x + 1 / 12) * s0).sum(axis=1)
-        beyond = ((N - qk[:, 1:-1]) & (N - 1)) / N
-        cut = self.c[idx[:, 1:-1] - 1] * (beyond * beyond)
-        return full - cut.sum(axis=1) * (k / N)
+        g = P2[idx]
+        s2 = (g[:, 1:] - g[:, :-1]) - a * (t1 + s1)
+        # bin centre minus cell centre, for the cell's first bin
+        frac = lo - u
+        x = frac[:, :-1] + (0.5 - 0.5 * (k / N))[:, None]
+        full = (s2 + x * (s1 + s1 + x * s0)).sum(axis=1) + mass / 12
+        beyond = frac[:, 1:-1]
+        cut = (self.c_before[idx[:, 1:-1]] * (beyond * beyond)).sum(axis=1)
+        return full - cut * (k / N)
 
     def _inside_narrow(self, s, k) -> np.ndarray:
         """Bins within the range when every bin holds a cell boundary (K < N)."""
@@ -398,29 +418,18 @@ class _ErrorModel:
 
 
 def _mse_bins_exhaustive(counts: np.ndarray, edges: np.ndarray, *, bits: int = 8,
-             step: float = 1e-4) -> tuple[int, int]:
+                         step: float = 1e-4) -> tuple[int, int]:
     """The exhaustive search: every candidate scored with :func:`quantization_error`.
 
-    The reference :func:`mse_bins` reproduces; used for non-integer counts.
+    The search :func:`mse_bins` reproduces (it was :func:`mse_bins` before
+    the fast error model); still used for counts that are not integers.
     """
     counts = np.asarray(counts, np.float64)
     edges = np.asarray(edges, np.float64)
     n = counts.size
-    total = counts.sum()
-    if total <= 0:
+    if counts.sum() <= 0:
         return 0, n - 1
-    cdf = np.cumsum(counts) / total
-    alpha, beta, s, e = 0.0, 1.0, 0, n - 1
-    pairs = {(s, e)}
-    while alpha < beta and e - s > 1:
-        l_bin = min(int(np.searchsorted(cdf, alpha + step, side="left")), e)
-        r_bin = max(int(np.searchsorted(cdf, beta - step, side="right")) - 1, s)
-        if l_bin - s > e - r_bin:
-            s, alpha = l_bin, alpha + step
-        else:
-            e, beta = r_bin, beta - step
-        pairs.add((s, e))
-    cand = np.array(sorted(pairs))
+    cand = _mass_step_candidates_loop(counts, step=step)
     err = np.concatenate([quantization_error(counts, edges, cand[i:i + 256, 0],
                                              cand[i:i + 256, 1], bits=bits)
                           for i in range(0, len(cand), 256)])
@@ -485,14 +494,55 @@ def collect_histograms(calibrated: bytes, inputs: np.ndarray, tensors: dict[int,
     for i, (lo, hi) in tensors.items():
         hi = hi if hi > lo else lo + 1e-6
         hists[i] = (np.zeros(bins, np.int64), np.linspace(lo, hi, bins + 1))
+    # Values are binned a few images at a time (fewer, larger numpy calls).
+    pending: dict[int, list[np.ndarray]] = {i: [] for i in hists}
+    held = 0
     for k in range(inputs.shape[0]):
         interp.set_tensor(in_index, inputs[k:k + 1].astype(np.float32))
         interp.invoke()
-        for i, (counts, edges) in hists.items():
-            v = interp.get_tensor(i).ravel()
-            c, _ = np.histogram(np.clip(v, edges[0], edges[-1]), bins=edges)
-            counts += c
+        for i, values in pending.items():
+            values.append(interp.get_tensor(i).ravel())
+            held += values[-1].size
+        if held >= _HIST_BATCH_VALUES or k == inputs.shape[0] - 1:
+            for i, values in pending.items():
+                add_to_histogram(hists[i][0], np.concatenate(values), hists[i][1])
+                values.clear()
+            held = 0
     return hists
+
+
+#: Activation values held before binning (float32: 4 bytes each).
+_HIST_BATCH_VALUES = 2_000_000
+
+
+def add_to_histogram(counts: np.ndarray, values: np.ndarray, edges: np.ndarray) -> None:
+    """Add ``np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)`` to ``counts``.
+
+    Same counts (values in ``[edges[i], edges[i+1])``, the last bin closed,
+    NaN in none), found by arithmetic on equal-width ``edges`` and corrected
+    against the edges themselves rather than by sorting.
+
+    >>> counts = np.zeros(4, np.int64)
+    >>> values = np.array([-1.0, 0.0, 0.25, 0.5, 0.99, 1.0, 7.0])
+    >>> add_to_histogram(counts, values, np.linspace(0, 1, 5))
+    >>> counts
+    array([2, 1, 1, 3])
+    """
+    n = counts.size
+    x = np.clip(np.asarray(values, np.float64).ravel(), edges[0], edges[-1])
+    if np.isnan(x).any():
+        x = x[~np.isnan(x)]
+    i = ((x - edges[0]) * (n / (edges[-1] - edges[0]))).astype(np.intp)
+    np.clip(i, 0, n - 1, out=i)
+    wrong = np.flatnonzero((x < edges[i]) | ((x >= edges[i + 1]) & (i < n - 1)))
+    while wrong.size:
+        # Rounding put these a bin off (or more, for ranges tiny next to their values).
+        xw, iw = x[wrong], i[wrong]
+        iw = iw - (xw < edges[iw]) + ((xw >= edges[iw + 1]) & (iw < n - 1))
+        i[wrong] = iw
+        bad = (xw < edges[iw]) | ((xw >= edges[iw + 1]) & (iw < n - 1))
+        wrong = wrong[bad]
+    counts += np.bincount(i, minlength=n)
 
 
 def apply_observer(calibrated: bytes, inputs: np.ndarray, observer: str) -> tuple[bytes, dict]:

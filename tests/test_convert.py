@@ -127,3 +127,40 @@ def test_convert_writes_the_dataset_cache_into_cache_dir(tf, tmp_path):
     meta = read_convert_meta(art / "convert_meta.json")
     assert meta.representative_size == 10 and set(meta.variants) == {"float", "int8"}
     assert (art / "signnet_int8.tflite").is_file()
+
+
+def test_shared_export_gives_the_same_bytes_and_exports_once(tf, rep, monkeypatch):
+    """One SavedModel export for the float and int8 conversions, byte-identical .tflite."""
+    import keras
+    from benchmark.convert import SavedModelExport
+    keras.utils.set_random_seed(4)
+    model = _small_signnet(1, relu_before_pool=True)
+    fresh = [to_tflite(tf, model), to_tflite(tf, model, rep, "uint8")]
+    from tensorflow.lite.python import lite
+    writes = []
+    base = lite.TFLiteKerasModelConverterV2
+    real = base._convert_keras_to_saved_model
+    monkeypatch.setattr(base, "_convert_keras_to_saved_model",
+                        lambda self, path: (writes.append(path), real(self, path))[1])
+    with SavedModelExport() as saved:
+        shared = [to_tflite(tf, model, export=saved),
+                  to_tflite(tf, model, rep, "uint8", export=saved)]
+        export_dir = saved.dir
+        assert (export_dir / "saved_model.pb").is_file()
+    assert shared == fresh
+    assert writes == [str(export_dir)]  # exported once, into the shared directory
+    assert not export_dir.exists()
+
+
+def test_export_check_by_direct_calls(tf, rep):
+    import keras
+    from benchmark.convert import check_export
+    from benchmark.errors import DataError
+    keras.utils.set_random_seed(5)
+    trained = _small_signnet(None)
+    export = _small_signnet(1)
+    export.set_weights(trained.get_weights())
+    assert check_export(trained, export, rep) < 1e-5
+    other = _small_signnet(1)
+    with pytest.raises(DataError, match="export model differs"):
+        check_export(trained, other, rep)

@@ -239,22 +239,28 @@ def mass_step_candidates(counts: np.ndarray, *, step: float = 1e-4) -> np.ndarra
     levels = int(min(1.0 / step, 1e6)) + 3 if step > 0 else 16
     alpha, l_bins = _mass_levels(0.0, step, levels, cdf, "left")
     beta, r_bins = _mass_levels(1.0, -step, levels, cdf, "right")
+    r_bins = [r - 1 for r in r_bins]
     ka = kb = 0
     s, e = 0, n - 1
     pairs = {(s, e)}
-    while alpha[ka] < beta[kb] and e - s > 1:
-        l_bin = min(l_bins[ka], e)
-        r_bin = max(r_bins[kb] - 1, s)
-        if l_bin - s > e - r_bin:
-            s = l_bin
-            ka += 1
-        else:
-            e = r_bin
-            kb += 1
-        pairs.add((s, e))
-        if ka == levels or kb == levels:
-            # Past the bound (only for step < 1e-6): the plain loop, same pairs.
-            return _mass_step_candidates_loop(counts, step=step)
+    add = pairs.add
+    try:
+        while alpha[ka] < beta[kb] and e - s > 1:
+            l_bin, r_bin = l_bins[ka], r_bins[kb]
+            if l_bin > e:
+                l_bin = e
+            if r_bin < s:
+                r_bin = s
+            if l_bin - s > e - r_bin:
+                s = l_bin
+                ka += 1
+            else:
+                e = r_bin
+                kb += 1
+            add((s, e))
+    except IndexError:
+        # Past the precomputed levels (only for step < 1e-6): the plain loop, same pairs.
+        return _mass_step_candidates_loop(counts, step=step)
     return np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
 
 

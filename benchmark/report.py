@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -456,12 +457,16 @@ def render_figures(jobs: list[tuple[FigureJob, Path | None]]) -> list[bytes]:
         if key not in got:
             todo.setdefault(key, (job, d))
     workers = min(_cpus(), len(todo))
-    if len(todo) < MIN_PARALLEL_FIGURES or workers < 2:
-        workers = 0
+    drawn = None
+    if len(todo) >= MIN_PARALLEL_FIGURES and workers >= 2:
+        try:
+            drawn = _render_pool([j for j, _ in todo.values()], workers)
+        except (OSError, BrokenProcessPool):     # no processes here (limits, no /dev/shm)
+            drawn = None
+    if drawn is None:
         from benchmark import plots
+        workers = 0
         drawn = [plots.render(j.func, j.kwargs) for j, _ in todo.values()]
-    else:
-        drawn = _render_pool([j for j, _ in todo.values()], workers)
     for (key, (_, d)), data in zip(todo.items(), drawn):
         got[key] = data
         if d is not None:

@@ -177,3 +177,15 @@ def test_figure_keys_follow_the_data():
     e = report.FigureJob(plots.entropy_distributions, {"entropies": {"x": np.zeros(3)}})
     f = report.FigureJob(plots.entropy_distributions, {"entropies": {"x": np.zeros(3, "f4")}})
     assert e.key() != f.key()
+
+
+def test_no_worker_processes_falls_back_to_drawing_here(tmp_path, monkeypatch):
+    run = small_run(tmp_path / "run", CM, NAMES)
+
+    def no_pool(*a, **k):
+        raise OSError("no processes")
+    monkeypatch.setattr(report, "_cpus", lambda: 2)
+    monkeypatch.setattr(report, "ProcessPoolExecutor", no_pool)
+    out, _ = report.write_report([run])
+    assert report.LAST_RENDER["workers"] == 0 and report.LAST_RENDER["rendered"] >= 5
+    assert len(_imgs(out.read_text())) == report.LAST_RENDER["rendered"]

@@ -147,7 +147,11 @@ def share_of_run(rounds: int, tmp: Path) -> None:
 
 def thousand_classes(tmp: Path, classes: int, images: int, rounds: int) -> None:
     t0 = time.perf_counter()
-    run = synthetic_run(tmp / f"synthetic{classes}", classes, images)
+    # written by another process: a child inherits its parent's peak RSS across fork + exec,
+    # so this process must stay small for the children's getrusage to mean their own peak
+    run = tmp / f"synthetic{classes}"
+    subprocess.run([sys.executable, __file__, "--write-synthetic", str(run), "--classes",
+                    str(classes), "--images", str(images)], cwd=ROOT, check=True)
     print(f"[{load()}] synthetic run: {classes} classes, {images} images, float + int8 "
           f"(written in {time.perf_counter() - t0:.1f} s)")
     res = [time_report(run, tmp / f"synthetic{i}.html", cold=True) for i in range(rounds)]
@@ -169,7 +173,12 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=50_000,
                     help="images of the synthetic run (ImageNet's validation set: 50,000)")
     ap.add_argument("--skip-run", action="store_true", help="only the synthetic run")
+    ap.add_argument("--write-synthetic", type=Path, metavar="DIR",
+                    help="only write the synthetic run into DIR")
     args = ap.parse_args(argv)
+    if args.write_synthetic:
+        synthetic_run(args.write_synthetic, args.classes, args.images)
+        return 0
     print(f"python tools/bench_report.py {' '.join(argv or sys.argv[1:])}".rstrip()
           + f"  ({os.cpu_count()} CPUs, {load()})")
     with tempfile.TemporaryDirectory() as d:

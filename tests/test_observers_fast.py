@@ -259,3 +259,13 @@ def test_add_to_histogram_equals_np_histogram_with_the_edges():
     counts = np.zeros(4, np.int64)
     add_to_histogram(counts, np.array([np.nan, 0.5, np.nan]), np.linspace(0, 1, 5))
     np.testing.assert_array_equal(counts, [0, 0, 1, 0])
+
+
+def test_more_cells_than_bins():
+    """bits=12 on 300 bins: every candidate is narrower than its cells."""
+    rng = np.random.default_rng(9)
+    counts, edges = _synthetic("student_t", rng, 300)
+    s = rng.integers(0, 300, 200)
+    e = rng.integers(0, 300, 200)
+    _assert_errors_match(counts, edges, np.minimum(s, e), np.maximum(s, e), bits=12)
+    _assert_same_pick(counts, edges, bits=12)

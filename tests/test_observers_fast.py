@@ -269,3 +269,16 @@ def test_more_cells_than_bins():
     e = rng.integers(0, 300, 200)
     _assert_errors_match(counts, edges, np.minimum(s, e), np.maximum(s, e), bits=12)
     _assert_same_pick(counts, edges, bits=12)
+
+
+def test_quantization_error_of_a_pair_does_not_depend_on_its_batch():
+    """The fast search re-scores near-ties in batches of their own; the exhaustive one
+    scored them among 256 others. The values must be the same bits for the same picks."""
+    rng = np.random.default_rng(12)
+    counts, edges = _synthetic("laplace", rng, 2048)
+    cand = mass_step_candidates(counts)[:256]
+    batch = quantization_error(counts, edges, cand[:, 0], cand[:, 1])
+    for k in rng.choice(len(cand), 12, replace=False):
+        alone = quantization_error(counts, edges, cand[k, 0], cand[k, 1])
+        pair = quantization_error(counts, edges, cand[[k, 0], 0], cand[[k, 0], 1])
+        assert alone[0] == batch[k] == pair[0]

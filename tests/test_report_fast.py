@@ -161,11 +161,23 @@ def test_workers_draw_the_same_bytes_as_this_process(tmp_path, monkeypatch):
     sections = report.run_sections([report.load_run(run)])
     jobs = [(job, None) for secs in sections[0].values() for s in secs for _, job in s.images]
     monkeypatch.setattr(report, "_cpus", lambda: 2)
+    monkeypatch.setattr(report, "_load", lambda: 0.0)
     pooled = report.render_figures(jobs)
     assert report.LAST_RENDER["workers"] == 2
     monkeypatch.setattr(report, "MIN_PARALLEL_FIGURES", 10 ** 6)
     serial = report.render_figures(jobs)
     assert report.LAST_RENDER["workers"] == 0 and pooled == serial
+
+
+def test_workers_follow_cores_figures_and_load(monkeypatch):
+    monkeypatch.setattr(report, "_cpus", lambda: 2)
+    monkeypatch.setattr(report, "_load", lambda: 0.3)
+    assert [report.figure_workers(n) for n in (0, 2, 3, 8)] == [0, 0, 2, 2]
+    monkeypatch.setattr(report, "_load", lambda: 1.6)
+    assert report.figure_workers(8) == 0
+    monkeypatch.setattr(report, "_cpus", lambda: 1)
+    monkeypatch.setattr(report, "_load", lambda: 0.0)
+    assert report.figure_workers(8) == 0
 
 
 def test_figure_keys_follow_the_data():
@@ -185,6 +197,7 @@ def test_no_worker_processes_falls_back_to_drawing_here(tmp_path, monkeypatch):
     def no_pool(*a, **k):
         raise OSError("no processes")
     monkeypatch.setattr(report, "_cpus", lambda: 2)
+    monkeypatch.setattr(report, "_load", lambda: 0.0)
     monkeypatch.setattr(report, "ProcessPoolExecutor", no_pool)
     out, _ = report.write_report([run])
     assert report.LAST_RENDER["workers"] == 0 and report.LAST_RENDER["rendered"] >= 5

@@ -3,6 +3,16 @@
 ``python -m benchmark.report RUN_DIR [RUN_DIR ...] [--out report.html]``
 builds everything from the run files alone (results.json, confusion CSVs,
 predictions npz), so a report can be rebuilt without re-running inference.
+
+Figures: each split's figures are :class:`Section` s of :class:`FigureJob` s
+(a module-level function of :mod:`benchmark.plots` and the plain data it
+draws). Confusion matrices are heatmaps drawn with Pillow, one cell per class
+pair up to 100 classes, with the class names in HTML; beyond that, a table of
+the largest off-diagonal confusions and an overview of at most 100 x 100
+blocks. The PNG of each job is stored in ``<run>/.figures/<key>.png``, the key
+hashing the function, its data, :data:`benchmark.plots.RENDER_VERSION` and the
+library versions, so a rebuilt report draws nothing that has not changed.
+What is not cached is drawn in worker processes (:func:`figure_workers`).
 """
 
 from __future__ import annotations
@@ -460,8 +470,8 @@ def render_figures(jobs: list[tuple[FigureJob, Path | None]]) -> list[bytes]:
     """PNG bytes of each ``(job, cache_dir)``; cached files are reused, new ones are stored.
 
     A job whose ``<cache_dir>/<key>.png`` exists is read back instead of drawn;
-    the others are drawn in worker processes (one per core, at most one per
-    figure) or here when there are few of them or one core, then stored.
+    the others are drawn in worker processes (see :func:`figure_workers`: one
+    per core, at most one per figure) or here, then stored (atomically).
     Figures in a cache directory that no job of this call uses are removed.
     """
     keys = [j.key() for j, _ in jobs]

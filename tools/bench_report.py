@@ -156,9 +156,10 @@ def thousand_classes(tmp: Path, classes: int, images: int, rounds: int) -> None:
           f"(written in {time.perf_counter() - t0:.1f} s)")
     res = [time_report(run, tmp / f"synthetic{i}.html", cold=True) for i in range(rounds)]
     for i, r in enumerate(res):
+        workers = (f"{r['workers']} workers, the largest {r['worker_peak_kb'] / 1024:.0f} MB"
+                   if r["workers"] else "drawn in the report process")
         print(f"  round {i + 1}: {r['seconds']:.2f} s, peak RSS {r['peak_kb'] / 1024:.0f} MB "
-              f"(largest worker {r['worker_peak_kb'] / 1024:.0f} MB; {r['rendered']} figures, "
-              f"{r['workers']} workers)  [{load()}]")
+              f"({r['rendered']} figures, {workers})  [{load()}]")
     kb = max(max(r["peak_kb"], r["worker_peak_kb"]) for r in res)
     secs = statistics.median(r["seconds"] for r in res)
     size = (tmp / "synthetic0.html").stat().st_size

@@ -228,7 +228,15 @@ def summary(times: dict, out: dict) -> None:
     if "mse-old" in conv:
         print(f"conversion mse (exhaustive search, old binning) / minmax: "
               f"x{conv['mse-old'] / conv['minmax']:.2f} ({conv['mse-old']:.1f} s)")
+    # Pairs run back to back (each round alternates the order): less exposed to load swings.
+    pairs = [m["convert_s"] / x["convert_s"] for m, x in zip(times["mse"], times["minmax"])]
+    extra = [(r["collect_s"] + r["search_s"]) for r in times["mse"]]
+    print(f"  per round mse / minmax: {', '.join(f'x{r:.2f}' for r in pairs)}; "
+          f"mse-only work (histograms + search) {statistics.median(extra):.1f} s = "
+          f"{statistics.median(extra) / conv['minmax']:.0%} of the min-max conversion")
     out["conversion_ratio"] = conv["mse"] / conv["minmax"]
+    out["round_ratios"] = pairs
+    out["mse_extra_s"] = extra
     out["conversion_median_s"] = conv
     out["run_median_s"] = wall
 

@@ -29,8 +29,11 @@ $(VENV)/.test-deps: $(VENV)/.run-deps setup.cfg
 run: $(VENV)/.run-deps
 	$(PY) -m benchmark.run $(RUN_ARGS)
 
+# One worker per core; a test file's tests stay on one worker (module fixtures train once).
+PYTEST_ARGS ?= -n auto --dist loadfile
+
 test: $(VENV)/.test-deps
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-deps
 	$(PY) -m flake8 benchmark tests tools

@@ -91,6 +91,9 @@ FILES: tuple[FileSpec, ...] = (
     FileSpec(REPORT_HTML, "run", "benchmark.run, benchmark.report",
              "self-contained HTML report (tables and figures)"),
     FileSpec(REPORT_MD, "run", "benchmark.run, benchmark.report", "the report's tables"),
+    FileSpec(".figures/<sha256>.png", "run", "benchmark.run, benchmark.report",
+             "the report's figures, keyed by a hash of the data they draw (reused when the "
+             "report is rebuilt)"),
     FileSpec("paper_fig1_reliability.csv", "run", "benchmark.paper",
              "float model: 15 equal-count and 15 equal-width reliability bins per split"),
     FileSpec("paper_fig1_confidence.csv", "run", "benchmark.paper",

@@ -240,3 +240,21 @@ def test_cold_build_memory_stays_flat_without_a_main_guard(tmp_path):
     n, mb, grew = map(int, out.stdout.split())
     assert n == 1600 and mb >= 115
     assert grew < 40, f"the parent's peak RSS grew by {grew} MB for a {mb} MB array"
+
+
+def test_decode_to_npy_with_the_imagenet_crop_equals_decode(tmp_path, monkeypatch):
+    from benchmark.datasets.imagenet import resize_center_crop
+    monkeypatch.setattr(userdata, "DECODE_CHUNK", 5)
+    monkeypatch.setattr(userdata, "DECODE_POOL_MIN", 0)
+    listing = userdata.list_imagefolder(_folders(tmp_path / "data", bad=("dog/02.png",)))
+    ref, keep, skipped, modes = userdata.decode(listing.items, image_size=8,
+                                                on_bad_image="skip", resize=resize_center_crop)
+    path = cache.new_scratch(tmp_path, "k", "images", ref.shape, np.uint8)
+    calls = []
+    got = userdata.decode_to_npy(listing.items, path, image_size=8, on_bad_image="skip",
+                                 resize=resize_center_crop, workers=2,
+                                 progress=lambda done, total: calls.append((done, total)))
+    np.testing.assert_array_equal(got[0], keep)
+    assert got[1:] == (skipped, modes) and len(skipped) == 1
+    np.testing.assert_array_equal(np.load(path), ref)
+    assert sorted(calls) == calls and calls[-1] == (12, 12)

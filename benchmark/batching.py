@@ -416,7 +416,7 @@ def drop_pool(workers: int) -> None:
 #: Per-image multiply-accumulates from which worker processes beat threads (see plan_cpu).
 PROCESS_MACS = 50e6
 #: Upper bound of one batch's activations (bytes): big inputs get a smaller N.
-ACTIVATION_BUDGET = 32 << 20
+ACTIVATION_BUDGET = 4 << 20
 #: Default batch of the CPU copy, and the fewest images per worker worth a process.
 DEFAULT_BATCH = 64
 MIN_IMAGES_PER_WORKER = 256

@@ -152,14 +152,16 @@ def test_choose_rule():
     light = batching.ModelCost(macs=21_000_000, operators=14, activation_bytes=102_400)
     heavy = batching.ModelCost(macs=126_000_000, operators=90, activation_bytes=18_496)
     kw = dict(cores=2, num_threads=None, workers=None)
-    assert batching.choose(light, 1440, **kw) == (64, 1, 2)
+    assert batching.choose(light, 1440, **kw) == (32, 1, 2)
     assert batching.choose(heavy, 1440, **kw) == (64, 2, 1)
     assert batching.choose(heavy, 100, **kw)[1] == 1            # too few images for two
     assert batching.choose(heavy, 1440, cores=2, num_threads=1, workers=None)[1:] == (1, 1)
     assert batching.choose(light, 1440, cores=2, num_threads=None, workers=2)[1:] == (2, 1)
     assert batching.choose(light, 1440, batch=1, **kw)[0] == 1
     huge = batching.ModelCost(macs=4e9, operators=70, activation_bytes=112 * 112 * 64 * 4)
-    assert batching.choose(huge, 50_000, cores=8, num_threads=None, workers=None) == (8, 8, 1)
+    assert batching.choose(huge, 50_000, cores=8, num_threads=None, workers=None) == (1, 8, 1)
+    fl = batching.ModelCost(macs=21_000_000, operators=12, activation_bytes=409_600)
+    assert batching.choose(fl, 1440, **kw) == (8, 1, 2)
 
 
 def test_edgetpu_and_other_devices_stay_batch1(monkeypatch, carolo):

@@ -43,6 +43,7 @@ TODAY = EvalSettings(workers=1, cpu_batch=1, copy_rows=False)
 AUTO = EvalSettings()
 #: --matrix: (label, settings) of fixed configurations.
 MATRIX = [
+    ("b1 w1 t2", EvalSettings(workers=1, cpu_batch=1)),
     ("b1 w1 t1", EvalSettings(workers=1, cpu_batch=1, num_threads=1)),
     ("b64 w1 t1", EvalSettings(workers=1, cpu_batch=64, num_threads=1)),
     ("b32 w1 t2", EvalSettings(workers=1, cpu_batch=32)),
@@ -149,13 +150,15 @@ def main(argv=None) -> int:
     ap.add_argument("--tile", type=int, default=1,
                     help="evaluate the verification split this many times per pass")
     ap.add_argument("--matrix", action="store_true", help="also time fixed configurations")
+    ap.add_argument("--configs", nargs="*", help="with --matrix: only these labels (b64 w1 t2)")
     ap.add_argument("--only", nargs="*", help="models whose label contains one of these")
     ap.add_argument("--cache-dir", default="/tmp/eval-cache", help="for the ResNet56 conversion")
     ap.add_argument("--cifar", default="/work/shared/data/cifar100")
     ap.add_argument("--no-convert", action="store_true")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args(argv)
-    configs = [("today", TODAY), ("auto", AUTO)] + (MATRIX if args.matrix else [])
+    matrix = [m for m in MATRIX if not args.configs or m[0] in args.configs]
+    configs = [("today", TODAY), ("auto", AUTO)] + (matrix if args.matrix else [])
     print(f"cores {os.cpu_count()}; {uptime()}")
     results = [measure(*c, configs, args.passes, args.tile) for c in cases(args)]
     for res in results:

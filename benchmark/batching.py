@@ -15,17 +15,27 @@ under the source model's SHA-256 (a model that cannot be batched is recorded
 there too, and evaluated at batch 1). The user's model folder is never
 written.
 
-Why both: on the 2-core development machine (idle), SignNet int8 gains most
-from batch 64 x 2 threads in one process (x1.4 over batch 1 x 2 threads),
-ResNet56 int8 (90 small operators) from 2 processes x 1 thread x batch 32
-(x1.5): per-operator thread synchronisation costs more than it gains on
-ResNet56's 8x8 and 16x16 feature maps. See :func:`plan_cpu` for the rule.
+Measured on the 2-core development machine (tools/bench_eval.py, load
+~1.2-1.7, i.e. one core partly taken by other people's jobs): the batch-1,
+2-thread path is the one that suffers from a busy core (every operator
+waits for the slower thread), so its throughput swings (ResNet56 int8
+1540-2170 img/s between runs) while batch N and worker processes stay
+steady. Batch 32 beats batch 1 on int8 models (SignNet int8 x1.1, ResNet56
+int8 x1.2-1.6); float SignNet gains nothing beyond batch ~8 (its 80x80x16
+float maps already keep the threads busy, bigger batches only spill the
+caches). Worker processes with one thread each and threads in one process
+are within ~5 % of each other on ResNet56 when the machine is idle, but
+the processes degrade far less under load (no per-operator
+synchronisation), so heavy models go to processes; light ones (SignNet)
+would spend as much shipping images to workers as running them. See
+:func:`choose` for the rule.
 
 When 1 thread / 1 worker wins: on a busy machine (load average at or above
-the core count, e.g. several people's jobs on the 2-core box), extra threads
-spin and wait for cores other processes hold, and worker processes compete
-with them too; ``--num-threads 1 --workers 1`` (still at batch N) is then as
-fast or faster and disturbs the others least.
+the core count, e.g. several people's jobs on the 2-core box; measured at
+load ~3: SignNet int8 batch 1 x 1 thread 5570 img/s vs 3520 with 2
+threads), extra threads wait for cores other processes hold, and worker
+processes compete with them too; ``--num-threads 1 --workers 1`` (still at
+batch N) is then as fast or faster and disturbs the others least.
 """
 
 from __future__ import annotations
@@ -418,7 +428,7 @@ PROCESS_MACS = 50e6
 #: Upper bound of one batch's activations (bytes): big inputs get a smaller N.
 ACTIVATION_BUDGET = 4 << 20
 #: Default batch of the CPU copy, and the fewest images per worker worth a process.
-DEFAULT_BATCH = 64
+DEFAULT_BATCH = 32
 MIN_IMAGES_PER_WORKER = 256
 
 
@@ -472,14 +482,17 @@ def choose(cost: ModelCost, n_images: int, *, cores: int, num_threads: int | Non
            workers: int | None, batch: int | None = None) -> tuple[int, int, int]:
     """``(batch, workers, threads per worker)`` for a model of ``cost`` on ``cores`` cores.
 
-    The rule, from interleaved runs on the 2-core development machine:
-    models of at least :data:`PROCESS_MACS` per image (ResNet56: 126 M) run
-    fastest as one single-threaded process per core, each at batch 32-64;
-    lighter models (SignNet: 21 M), whose images cost more to ship to a
-    worker than to run, as one process with ``num_threads`` threads at batch
-    64. No more workers than ``num_threads``, and none below
-    :data:`MIN_IMAGES_PER_WORKER` images each. ``workers`` (``--workers``)
-    overrides; ``batch`` overrides the batch (1 = today's batch-1 path).
+    The rule, from interleaved runs on the 2-core development machine (see
+    the module docstring): batch :data:`DEFAULT_BATCH`, less when one
+    batch's largest activation would exceed :data:`ACTIVATION_BUDGET`
+    (float SignNet: 8). Models of at least :data:`PROCESS_MACS` per image
+    (ResNet56: 126 M) run as one single-threaded process per core, which
+    holds up best when other jobs share the cores; lighter models (SignNet:
+    21 M), whose images cost about as much to ship to a worker as to run,
+    as one process with ``num_threads`` threads. No more workers than
+    ``num_threads``, and none below :data:`MIN_IMAGES_PER_WORKER` images
+    each. ``workers`` (``--workers``) overrides; ``batch`` overrides the
+    batch (1 = the batch-1 model).
     Threads: ``num_threads`` (default: the cores) split over the workers.
     """
     total = max(1, num_threads or cores)

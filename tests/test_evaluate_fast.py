@@ -73,11 +73,13 @@ def test_signnet_bit_identical(kind, carolo, batched_tmp):
     idx = carolo.split("verification")[1]
     if kind == "float":
         idx = idx[::3]  # the float model is ~4x slower; a strided (non-contiguous) subset
-    configs = [EvalSettings(), EvalSettings(workers=1), EvalSettings(workers=2, cpu_batch=32),
-               EvalSettings(workers=2, cpu_batch=1), EvalSettings(cpu_batch=32, batch_size=50)]
+    configs = [EvalSettings(), EvalSettings(workers=1), EvalSettings(workers=2, cpu_batch=16),
+               EvalSettings(workers=2, cpu_batch=1), EvalSettings(cpu_batch=64, batch_size=50)]
     _check_configs(SIGNNET / f"signnet_{kind}.tflite", kind, carolo, idx, entry.preprocess,
                    entry.outputs == "logits", configs)
-    assert sorted(p.suffix for p in batched_tmp.iterdir()) == [".json"] * 2 + [".tflite"] * 2
+    copies = sorted(p.name for p in batched_tmp.glob("*.tflite"))
+    assert len(copies) >= 2 and all(batched_tmp.joinpath(c).with_suffix(".json").is_file()
+                                    for c in copies)
 
 
 def _cifar_resnet_int8():
@@ -153,7 +155,7 @@ def test_choose_rule():
     heavy = batching.ModelCost(macs=126_000_000, operators=90, activation_bytes=18_496)
     kw = dict(cores=2, num_threads=None, workers=None)
     assert batching.choose(light, 1440, **kw) == (32, 1, 2)
-    assert batching.choose(heavy, 1440, **kw) == (64, 2, 1)
+    assert batching.choose(heavy, 1440, **kw) == (32, 2, 1)
     assert batching.choose(heavy, 100, **kw)[1] == 1            # too few images for two
     assert batching.choose(heavy, 1440, cores=2, num_threads=1, workers=None)[1:] == (1, 1)
     assert batching.choose(light, 1440, cores=2, num_threads=None, workers=2)[1:] == (2, 1)

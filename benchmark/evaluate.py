@@ -224,9 +224,9 @@ def _batch1_latency(path, settings: EvalSettings) -> dict | None:
     """Latency of the batch-1 model on a fresh CPU interpreter (None when not asked for)."""
     if not settings.latency:
         return None
-    from benchmark.backends.litert_cpu import LiteRTCPUBackend
+    from benchmark.backends import make_backend
     from benchmark.latency import measure_latency, time_first_invoke
-    with LiteRTCPUBackend(path, num_threads=settings.num_threads) as b:
+    with make_backend("cpu", path, num_threads=settings.num_threads) as b:
         first = time_first_invoke(b, seed=settings.seed)
         return measure_latency(b, runs=settings.latency, warmup=settings.latency_warmup,
                                seed=settings.seed, first_invoke_ms=first)
@@ -254,7 +254,8 @@ def _run_cpu(variant: Variant, dataset, indices, preprocess, logits, settings: E
             info.update(plan.record())
             return p, info, time.perf_counter() - t0, _batch1_latency(variant.path, settings)
     if plan.batch == 1:
-        backend = LiteRTCPUBackend(variant.path, num_threads=plan.threads or None)
+        from benchmark.backends import make_backend
+        backend = make_backend("cpu", variant.path, num_threads=plan.threads)
         p, info, _, latency = _run_backend(backend, dataset, indices, preprocess, logits,
                                            settings, settings.batch_size)
     else:

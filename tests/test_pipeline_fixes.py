@@ -139,6 +139,6 @@ def test_user_causable_model_problems_are_data_errors():
     with pytest.raises(DataError, match="signnet_float.tflite: no int8 CONV_2D"):
         requantize_weights(art / "signnet_float.tflite", 4)
     with LiteRTCPUBackend(art / "signnet_int8.tflite", num_threads=1) as b:
-        with pytest.raises(DataError, match=r"takes inputs of shape \[80, 80, 3\] but the data "
-                                             r"has \[32, 32, 3\]"):
+        shapes = r"takes inputs of shape \[80, 80, 3\] but the data has \[32, 32, 3\]"
+        with pytest.raises(DataError, match=shapes):
             b.predict(np.zeros((1, 32, 32, 3), np.float32))

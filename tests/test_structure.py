@@ -173,3 +173,32 @@ def test_reading_a_newer_format_says_which_version_is_needed(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"format_version": 99}))
     with pytest.raises(DataError, match="format_version 99 needs a newer edgetpu-bench"):
         rundir.read_run(tmp_path)
+
+
+def test_a_format_1_run_still_reads_and_reports(tmp_path):
+    """Runs written before format_version (and kind/weight_bits/reference) existed."""
+    import json
+
+    from benchmark import report, rundir
+    from conftest import run_cli
+    out = tmp_path / "run"
+    r = run_cli("benchmark.run", "--limit", "30", "--weight-bits", "6", "--out", out, "--quiet",
+                "--no-report", "--no-prediction-cache")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert res["format_version"] == rundir.FORMAT_VERSION
+    del res["format_version"]
+    for m in res["variants"].values():
+        for k in ("kind", "weight_bits", "reference"):
+            m.pop(k)
+    for sw in res["swaps"].values():
+        if isinstance(sw, dict):
+            sw.pop("agreement_with_float")
+    (out / "results.json").write_text(json.dumps(res))
+    run = rundir.read_run(out)
+    assert run.format_version == 1
+    assert report.sweep_table(run.records()).count("verification") == 1   # w6 found by name
+    rows = rundir.metrics_rows(run.splits["verification"].record)
+    assert [r[3] for r in rows if r[2] == "agreement_with_float"]
+    html_path, _ = report.write_report([out])
+    assert "Weight-bit sweep" in html_path.read_text()

@@ -43,7 +43,7 @@ def ensure_converted(entry, split: str, ds, source: Path, train_meta: dict | Non
                      observer: str, seed: int, data_dir, cache_dir, log: Log
                      ) -> tuple[Path, dict]:
     """``(artifact dir, train_meta)`` of ``source`` converted for ``split`` (cached)."""
-    from benchmark.models.cifar_resnet import file_sha256
+    from benchmark.results import file_sha256
 
     key = conversion_key(model=entry.name, source_sha256=file_sha256(source), split=split,
                          dataset_key=ds.meta.get("cache_key"), seed=seed, observer=observer)

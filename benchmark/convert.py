@@ -388,7 +388,7 @@ def convert_pretrained(entry, weights: str | Path, ds, split: str, out: Path, *,
     models, so ``benchmark.run`` treats the directory like a shipped one.
     ``dataset_options`` are the options ``ds`` was loaded with (recorded).
     """
-    from benchmark.models.cifar_resnet import file_sha256
+    from benchmark.results import file_sha256
 
     model = load_pretrained(entry, weights)
     if model.output_shape[-1] != ds.num_classes:

@@ -26,7 +26,8 @@ from benchmark.config import RunConfig
 from benchmark.errors import BackendUnavailable, DataError
 from benchmark.evaluate import EvalSettings, VariantResult
 from benchmark.plan import RunPlan, SplitPlan, plan_run
-from benchmark.predcache import EvalContext, PredictionCache, cache_dir, file_sha256
+from benchmark.predcache import EvalContext, PredictionCache, cache_dir
+from benchmark.results import file_sha256
 from benchmark.rundir import RunWriter, run_header
 from benchmark.variants import Variant
 

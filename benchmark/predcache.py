@@ -53,15 +53,6 @@ NOT_IN_KEY = ("bins", "calibration_bins", "latency", "latency_warmup", "edgetpu_
 Log = Callable[[str], None] | None
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def indices_sha256(indices: np.ndarray) -> str:
     """SHA-256 of the evaluated dataset rows (as little-endian int64)."""
     return hashlib.sha256(np.ascontiguousarray(indices, "<i8").tobytes()).hexdigest()

@@ -6,6 +6,7 @@ File names and the run-directory layout belong to :mod:`benchmark.rundir`.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -61,6 +62,15 @@ def _json_default(o):
 def write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default,
                                          allow_nan=True) + "\n").encode())
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 hex digest of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_json_file(path: Path, what: str) -> dict:

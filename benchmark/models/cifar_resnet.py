@@ -19,7 +19,6 @@ whose quantized models quantize the logits and take the softmax in float.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -123,14 +122,6 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_pytorch_weights(model, state: dict[str, np.ndarray]) -> None:

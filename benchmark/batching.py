@@ -43,11 +43,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from benchmark.workers import hidden_main
 
 #: Bump when the flatbuffer edit changes, so cached copies are rebuilt.
 EDIT_VERSION = 1
@@ -319,31 +320,12 @@ def _worker_run(key, images: np.ndarray, transform) -> np.ndarray:
     return _worker_backend(key).predict_images(images, transform)
 
 
-@contextmanager
-def _hidden_main():
-    """Start workers without re-running the caller's ``__main__`` script in them.
-
-    ``spawn`` imports the parent's main module in every child (so a script
-    without an ``if __name__ == "__main__"`` guard would run again there);
-    the workers need nothing from it, so it is swapped for an empty module
-    while processes are started.
-    """
-    import sys
-    import types
-    real = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = real
-
-
 class ShardPool:
     """``workers`` spawned processes, each with its own interpreter of one model.
 
     Processes are started with ``spawn`` (not ``fork``: the parent may hold
     TensorFlow's and XNNPACK's threads), without the caller's main module
-    (:func:`_hidden_main`). Use :func:`shard_pool` to get a pool
+    (:func:`benchmark.workers.hidden_main`). Use :func:`shard_pool` to get a pool
     that is kept for the next variant, so the start-up (~0.3 s) is paid once
     per run.
     """
@@ -362,7 +344,7 @@ class ShardPool:
         Returns when all have it open (they meet at a barrier, so each of the
         ``workers`` calls runs in a different process).
         """
-        with _hidden_main():
+        with hidden_main():
             futures = [self._executor.submit(_worker_open, key, timeout)
                        for _ in range(self.workers)]
         answers = dict(f.result() for f in futures)
@@ -391,7 +373,7 @@ class ShardPool:
 
         for start in range(0, n, chunk):
             rows = read_rows(images, indices[start:start + chunk])
-            with _hidden_main():
+            with hidden_main():
                 fut = self._executor.submit(_worker_run, key, rows, transform)
             pending.append((start, fut))
             while len(pending) >= 2 * self.workers:

@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
-import types
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from benchmark.errors import UsageError
+from benchmark.workers import hidden_main
 
 #: Environment variable overriding :func:`default_workers`.
 ENV_WORKERS = "EDGETPU_BENCH_DATA_WORKERS"
@@ -135,29 +133,12 @@ def fill(path: Path, fn: Callable[[Path, int, int, Any], Any], jobs: Sequence[Ta
     return _fill_in_pool(path, fn, jobs, workers, total, progress)
 
 
-@contextmanager
-def _hidden_main():
-    """Start workers without re-running the caller's ``__main__`` script in them.
-
-    ``forkserver`` (like ``spawn``) imports the parent's main module in every
-    child, so a script without an ``if __name__ == "__main__"`` guard would
-    run again there; the workers need nothing from it, so it is swapped for
-    an empty module while the processes are started.
-    """
-    real = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = real
-
-
 def _fill_in_pool(path, fn, jobs, workers, total, progress) -> list:
     """:func:`fill` in a pool of ``workers`` processes."""
     ctx = multiprocessing.get_context("forkserver")
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     try:
-        with _hidden_main():  # the first ``workers`` submits start the processes
+        with hidden_main():  # the first ``workers`` submits start the processes
             futures = [ex.submit(fn, path, start, stop, payload)
                        for start, stop, payload in jobs]
         index = {f: i for i, f in enumerate(futures)}

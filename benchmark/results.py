@@ -73,8 +73,12 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def read_json_file(path: Path, what: str) -> dict:
-    """A metadata JSON object, or a DataError naming the file and what is wrong."""
+def read_json_file(path: Path, what: str, *, not_object: str = "expected a JSON object") -> dict:
+    """A JSON object read from ``path``, or a DataError naming the file and what is wrong.
+
+    ``what`` names the file in the not-found message; ``not_object`` is the
+    message when the file holds valid JSON that is not an object.
+    """
     from benchmark.errors import DataError
     try:
         data = json.loads(Path(path).read_text())
@@ -85,7 +89,7 @@ def read_json_file(path: Path, what: str) -> dict:
     except (ValueError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object")
+        raise DataError(f"{path}: {not_object}")
     return data
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from typing import Iterator, TypedDict
 import numpy as np
 
 from benchmark.errors import DataError, UsageError
-from benchmark.results import atomic_write_bytes, write_csv, write_json
+from benchmark.results import atomic_write_bytes, read_json_file, write_csv, write_json
 
 #: Version of the records in results.json; bump when a record changes shape.
 FORMAT_VERSION = 2
@@ -463,15 +462,7 @@ class Run:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: not a benchmark.run {RESULTS}")
-    return data
+    return read_json_file(path, f"run {RESULTS}", not_object=f"not a benchmark.run {RESULTS}")
 
 
 def _check_version(data: dict, where: Path) -> None:

@@ -204,8 +204,8 @@ def _split_record(cfg: RunConfig, plan: RunPlan, split: str, ds, art: Path, meta
     if meta.get("source") == "pretrained":
         rec["model_source"] = {k: meta[k] for k in ("weights", "weights_sha256")}
     if cfg.act_observer != "minmax" or meta.get("source") == "pretrained":
-        conv = read_json_file(art / "convert_meta.json", "conversion metadata")
-        rec["act_observer"] = conv.get("act_observer", "minmax")
+        from benchmark.artifacts import read_convert_meta
+        rec["act_observer"] = read_convert_meta(art / "convert_meta.json").observer
     rec.update(comparison.record())
     rec["device_resolved"] = plan.device
     return rec

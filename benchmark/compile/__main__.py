@@ -54,9 +54,9 @@ def parse_args(argv=None) -> CompileConfig:
                        description=__doc__.split("\n")[0])
 
 
-def _read(path: Path) -> str:
+def _read(path: Path) -> bytes:
     try:
-        return path.read_text(errors="replace")
+        return path.read_bytes()  # decoded by logparse (UTF-8 or UTF-16), warnings kept
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from None
 

@@ -118,8 +118,11 @@ _KEY_ORDER = ("compiler_version", "kind", "input_model", "output_model", "succee
               "ops_on_tpu", "ops_on_cpu", "total_ops", "subgraphs", "compile_ms",
               "input_size_bytes", "output_size_bytes", "on_chip_available_bytes",
               "on_chip_used_bytes", "on_chip_remaining_bytes", "off_chip_used_bytes",
-              "truncated_table", "operators", "warnings", "runs", "attempts",
+              "truncated_table", "operators", "counts_trusted", "warnings", "runs", "attempts",
               "internal_error_seen", "flaky_internal_error")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+# The start of a table row whose count or status is missing (a cut line).
+_PARTIAL_ROW = re.compile(r"^([A-Z][A-Z0-9_]*)(?:\s+(\d+))?\s*$")
 _KNOWN_STARTS = _STARTS + (
     "Input", "Output", "On-chip", "Off-chip", "Number of", "Total number", "Operation log",
     "Operator", "Model ", "See the operation", "Compilation", "ERROR", "Internal compiler",
@@ -231,7 +234,7 @@ def _empty_result() -> dict:
     return {"compiler_version": None, "kind": "console", "input_model": None,
             "output_model": None, "operators": [], "truncated_table": False,
             "ops_on_tpu": None, "ops_on_cpu": None, "total_ops": None,
-            "error": None, "succeeded": None, "warnings": []}
+            "error": None, "succeeded": None, "warnings": [], "counts_trusted": True}
 
 
 def _match_figures(s: str, r: dict, printed: dict, seen: dict) -> None:
@@ -271,13 +274,7 @@ def _parse_block(lines: list[str]) -> tuple[dict, bool]:
             in_table = seen["table"] = True
             continue
         if in_table:
-            row = _ROW.match(s)
-            if row:
-                r["operators"].append({"operator": row.group(1), "count": int(row.group(2)),
-                                       "status": row.group(3).strip()})
-                continue
-            if _TRUNCATED.match(s):
-                r["truncated_table"] = True
+            if _table_line(s, r):
                 continue
             in_table = False
         _match_figures(s, r, printed, seen)
@@ -297,9 +294,42 @@ def _parse_block(lines: list[str]) -> tuple[dict, bool]:
         r["succeeded"] = False
     elif seen["success"]:
         r["succeeded"] = True
-        r["warnings"] = list(error_lines)
+        r["warnings"] = list(error_lines) + r["warnings"]
     _derive_counts(r, printed, not_all_mapped=any(s.startswith(_NOT_ALL) for s in lines))
     return r, meaningful
+
+
+def _table_line(s: str, r: dict) -> bool:
+    """Take one line inside the operator table; False when the table has ended.
+
+    A row whose status is the beginning of a known status, or a row with no
+    status at all, was cut (a log copied before the compiler finished writing
+    it, or an editor's paste): it is left out of the counts, which are marked
+    untrusted, instead of being counted as a CPU op.
+    """
+    row = _ROW.match(s)
+    if row:
+        status = row.group(3).strip()
+        if status not in KNOWN_STATUSES and any(k.startswith(status) for k in KNOWN_STATUSES):
+            _distrust(r, f"operator table row cut mid-status: {s!r} (not counted)")
+            return True
+        if status not in KNOWN_STATUSES:
+            r["warnings"].append(f"unknown operator status {status!r} (counted as not mapped)")
+        r["operators"].append({"operator": row.group(1), "count": int(row.group(2)),
+                               "status": status})
+        return True
+    if _TRUNCATED.match(s):
+        r["truncated_table"] = True
+        return True
+    if _PARTIAL_ROW.match(s):
+        _distrust(r, f"operator table row without a status: {s!r} (not counted)")
+        return True
+    return False
+
+
+def _distrust(r: dict, warning: str) -> None:
+    r["warnings"].append(warning)
+    r["counts_trusted"] = False
 
 
 def _derive_counts(r: dict, printed: dict, not_all_mapped: bool) -> None:
@@ -341,14 +371,17 @@ def _summary(r: dict) -> dict:
             "ops_on_tpu": r["ops_on_tpu"], "ops_on_cpu": r["ops_on_cpu"]}
 
 
-def parse_compiler_output(text: str) -> dict:
+def parse_compiler_output(text: str | bytes) -> dict:
     """Parse one ``edgetpu_compiler`` console output or ``*_edgetpu.log`` op log.
 
     Parameters
     ----------
-    text : str
-        The whole text. Pasted shell prompts, text before the compiler's
-        header, 72-column wrapping and several runs in one paste are tolerated.
+    text : str or bytes
+        The whole text (bytes are decoded by :func:`decode_log`: UTF-8 or
+        UTF-16). Pasted shell prompts, text before the compiler's header,
+        72-column wrapping, several runs in one paste, ANSI colour codes and
+        NUL characters are tolerated; what was removed or could not be
+        trusted is listed in ``warnings``.
 
     Returns
     -------
@@ -376,7 +409,8 @@ def parse_compiler_output(text: str) -> dict:
         (compiler invocations in the text); ``attempts`` (one summary per
         compile attempt); ``internal_error_seen`` and
         ``flaky_internal_error`` (an internal error and a success in the same
-        text).
+        text); ``counts_trusted`` (False when a table row was cut mid-status or
+        the text ends inside the table: the counts may be low).
 
         With several attempts the counts, table and figures come from the
         last attempt that printed op counts, while ``error`` and
@@ -384,11 +418,104 @@ def parse_compiler_output(text: str) -> dict:
         ``Internal compiler error``) gives 6 / 18 with an ``internal_error``.
         Text with no compiler output at all gets an ``"other"`` error.
     """
+    decoded: list[str] = []
+    if isinstance(text, (bytes, bytearray)):
+        text, decoded = decode_log(bytes(text))
+    text, cleaned = clean_text(text)
+    cleaned = decoded + cleaned
     parsed = [_parse_block(b) for b in _split_blocks(_unwrap(text))]
     blocks = [r for r, meaningful in parsed if meaningful]
     if not blocks:
         return _ordered(_no_output_result())
-    return _ordered(_combine_blocks(blocks))
+    result = _combine_blocks(blocks)
+    result["warnings"] = cleaned + result["warnings"]
+    if _ends_inside_table(text):
+        _distrust(result, "the text ends inside the operator table without a final newline: "
+                          "the table may be cut")
+    return _ordered(result)
+
+
+def _ends_inside_table(text: str) -> bool:
+    """True when the last line is a table row and the text has no final newline."""
+    if not text or text.endswith("\n"):
+        return False
+    last = text.splitlines()[-1].strip()
+    return bool(_ROW.match(last) or _PARTIAL_ROW.match(last))
+
+
+def clean_text(text: str) -> tuple[str, list[str]]:
+    r"""Remove what terminals and editors add to a log: ANSI colours, NULs, CRs.
+
+    Parameters
+    ----------
+    text : str
+        A decoded log.
+
+    Returns
+    -------
+    text : str
+        The text without ANSI escape sequences, NUL characters and carriage
+        returns of CRLF line ends.
+    warnings : list of str
+        One line per kind of thing removed (ANSI codes are normal in a
+        captured terminal and give no warning; NULs do).
+
+    Examples
+    --------
+    >>> clean_text("\x1b[32mCompilation succeeded!\x1b[0m\r\n")
+    ('Compilation succeeded!\n', [])
+    >>> clean_text("Input: a.tflite\x00\x00\n")[1]
+    ['removed 2 NUL characters']
+    """
+    warnings = []
+    nuls = text.count("\x00")
+    if nuls:
+        warnings.append(f"removed {nuls} NUL characters")
+    text = _ANSI.sub("", text.replace("\x00", "")).replace("\r\n", "\n").replace("\r", "\n")
+    return text, warnings
+
+
+def decode_log(data: bytes) -> tuple[str, list[str]]:
+    r"""Decode a log file's bytes: UTF-8, or UTF-16 as a PowerShell redirect writes it.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's content.
+
+    Returns
+    -------
+    text : str
+    warnings : list of str
+        Says when the file was UTF-16 or when undecodable bytes were replaced.
+
+    Examples
+    --------
+    >>> decode_log("Input: a.tflite\n".encode("utf-16"))
+    ('Input: a.tflite\n', ['the file is UTF-16 (a Windows PowerShell redirect?); decoded'])
+    >>> decode_log(b"ok \xff\n")[1]
+    ['1 bytes that are not UTF-8 were replaced']
+    """
+    encoding = _utf16_encoding(data)
+    if encoding:
+        text = data.decode(encoding, errors="replace")
+        note = "the file is UTF-16 (a Windows PowerShell redirect?); decoded"
+        return text.lstrip("\ufeff"), [note]
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
+    text = text.lstrip("\ufeff")
+    return text, ([f"{bad} bytes that are not UTF-8 were replaced"] if bad else [])
+
+
+def _utf16_encoding(data: bytes) -> str | None:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    sample = data[:200]
+    if len(sample) >= 4 and sample[1::2].count(0) > 0.8 * (len(sample) // 2):
+        return "utf-16-le"
+    if len(sample) >= 4 and sample[0::2].count(0) > 0.8 * (len(sample) // 2):
+        return "utf-16-be"
+    return None
 
 
 def _no_output_result() -> dict:
@@ -437,7 +564,8 @@ def _basename(path: str | None) -> str | None:
     return re.split(r"[\\/]", path)[-1] if path else None
 
 
-def parse_compiler_files(console_text: str | None = None, log_text: str | None = None) -> dict:
+def parse_compiler_files(console_text: str | bytes | None = None,
+                         log_text: str | bytes | None = None) -> dict:
     """Merge the console output and the op log of one compile.
 
     Parameters
@@ -486,6 +614,8 @@ def parse_compiler_files(console_text: str | None = None, log_text: str | None =
                              "(probably from an earlier compile)")
     _merge_counts(merged, con, log, disagreements)
     _merge_identity(merged, con, log, disagreements)
+    merged["counts_trusted"] = con["counts_trusted"] and log["counts_trusted"]
+    merged["warnings"] = con["warnings"] + [f"op log: {w}" for w in log["warnings"]]
     merged["disagreements"] = disagreements
     return merged
 

@@ -743,13 +743,61 @@ def save_all_figures(run_dirs, fig_dir: Path) -> list[Path]:
     return paths
 
 
-def write_report(run_dirs, out: Path | None = None) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md``; return their paths."""
-    from benchmark.results import atomic_write_bytes
-    runs = [load_run(Path(d)) for d in run_dirs]
-    if out is None:
-        out = runs[0].dir / "report.html" if len(runs) == 1 else Path("report.html")
+#: How the files this module writes begin; an existing file that does not is not replaced.
+_OWN_START = {".html": "<!DOCTYPE html><html><head><meta charset='utf-8'>\n"
+                       "<title>edgetpu-bench report</title>",
+              ".md": "## Run `"}
+
+
+def check_report_out(out: Path) -> None:
+    """Refuse an ``--out`` that would replace anything but a report this module wrote.
+
+    Parameters
+    ----------
+    out : Path
+        The HTML path; ``report.md`` goes beside it (same stem, ``.md``).
+
+    Raises
+    ------
+    UsageError
+        When ``out`` is not an ``.html`` file name, is a folder, or when it or
+        the ``.md`` beside it exists and does not begin the way this module's
+        reports begin (a run's ``results.json``, the user's own notes).
+    """
+    from benchmark.errors import UsageError
     out = Path(out)
+    if out.suffix.lower() != ".html":
+        raise UsageError(f"--out {out}: must be an .html file name (report.md is written "
+                         "beside it)")
+    for path in (out, out.with_suffix(".md")):
+        if path.is_dir():
+            raise UsageError(f"--out {out}: {path} is a folder")
+        if path.exists() and not _is_own_report(path):
+            raise UsageError(f"--out {out}: {path} exists and was not written by "
+                             "benchmark.report; refusing to overwrite it (choose another --out)")
+
+
+def _is_own_report(path: Path) -> bool:
+    start = _OWN_START[path.suffix.lower()].encode()
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(start)) == start
+    except OSError:
+        return False
+
+
+def write_report(run_dirs, out: Path | None = None) -> tuple[Path, Path]:
+    """Write ``report.html`` and ``report.md``; return their paths.
+
+    An existing file is replaced only when it is a report this function wrote
+    (:func:`check_report_out`).
+    """
+    from benchmark.results import atomic_write_bytes
+    if out is None and len(run_dirs) == 1:
+        out = Path(run_dirs[0]) / "report.html"
+    out = Path(out) if out is not None else Path("report.html")
+    check_report_out(out)
+    runs = [load_run(Path(d)) for d in run_dirs]
     atomic_write_bytes(out, build_html(runs).encode())
     md = out.with_suffix(".md")
     atomic_write_bytes(md, build_markdown(runs).encode())

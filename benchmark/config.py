@@ -55,6 +55,8 @@ class RunConfig:
     model_dir: str | None = None
     cache_dir: str | None = None
     out: str | None = None
+    #: keep the finished splits of an interrupted run in ``out`` and run the rest
+    resume: bool = False
 
     def splits(self) -> tuple[str, ...]:
         return ("full", "verification") if self.split == "all" else (self.split,)
@@ -88,6 +90,8 @@ class RunConfig:
             raise UsageError("--workers must be >= 1")
         if self.num_classes is not None and self.num_classes < 1:
             raise UsageError("--num-classes must be >= 1")
+        if self.resume and not self.out:
+            raise UsageError("--resume needs --out (the run directory to finish)")
         return self
 
     def to_dict(self) -> dict:

@@ -212,8 +212,13 @@ def _split_record(cfg: RunConfig, plan: RunPlan, split: str, ds, art: Path, meta
 
 
 def run_split(plan: RunPlan, sp: SplitPlan, writer: RunWriter, log: Log) -> SplitResult:
-    """Evaluate every variant of one split and persist it."""
+    """Evaluate every variant of one split and persist it (kept as it is when resumed)."""
     cfg = plan.config
+    done = writer.finished_split(sp.split)
+    if done is not None:
+        if log:
+            log(f"[{sp.split}] --resume: kept the finished split in {writer.split_dir(sp.split)}")
+        return SplitResult(split=sp.split, record=done, dir=writer.split_dir(sp.split))
     ds = load_split_dataset(cfg, plan, sp, log)
     art, meta, variants = _artifacts(cfg, plan, sp, ds, log)
     if ds.num_classes != meta["num_classes"]:
@@ -238,12 +243,25 @@ def execute(plan: RunPlan, log: Log = None) -> RunResult:
         if log:
             log(note)
     splits = tuple(sp.split for sp in plan.splits)
-    writer = RunWriter(plan.out, splits, run_header(plan.config.to_dict(), environment()))
+    writer = RunWriter(plan.out, splits, run_header(plan.config.to_dict(), environment()),
+                       resume=plan.config.resume, fingerprint=plan_fingerprint(plan))
     result = RunResult(out=plan.out)
-    for sp in plan.splits:
-        result.splits[sp.split] = run_split(plan, sp, writer, log)
-    writer.finish()
+    with writer:
+        for sp in plan.splits:
+            result.splits[sp.split] = run_split(plan, sp, writer, log)
+        writer.finish()
     return result
+
+
+def plan_fingerprint(plan: RunPlan) -> str:
+    """The run's :func:`~benchmark.rundir.config_fingerprint`: its config and input file bytes."""
+    from benchmark.rundir import config_fingerprint
+    files = {}
+    for sp in plan.splits:
+        paths = [v.path for v in sp.variants if v.path is not None]
+        paths += [sp.convert_from] if sp.convert_from is not None else []
+        files[sp.split] = {str(p): file_sha256(p) for p in paths if Path(p).is_file()}
+    return config_fingerprint(plan.config.to_dict(), {"files": files, "device": plan.device})
 
 
 def present(result: RunResult, *, tables: bool, report: bool, log: Log) -> None:

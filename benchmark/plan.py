@@ -160,7 +160,7 @@ def plan_run(cfg: RunConfig, *, default_prefix: str = "") -> RunPlan:
     if entry.load_weights is not None and not cfg.weights:
         raise UsageError(f"{entry.name} has no shipped weights: pass --weights FILE "
                          f"({entry.weights_help or 'see docs/commands.md, Pretrained models'})")
-    out = (check_out_dir(Path(cfg.out)) if cfg.out
+    out = (check_out_dir(Path(cfg.out), resume=cfg.resume) if cfg.out
            else default_out_dir(PROJECT_ROOT, default_prefix))
     device, note = resolve_device(cfg)
     notes = [note] if note else []

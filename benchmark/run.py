@@ -80,6 +80,9 @@ def _evaluation_arguments(p: argparse.ArgumentParser) -> None:
 def _output_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run directory (default runs/<UTC timestamp>); refused when "
                                  "it already holds a run")
+    p.add_argument("--resume", action="store_const", const=True,
+                   help="finish the interrupted run in --out: its finished splits are kept "
+                        "(same configuration and model files only), the rest is run")
     p.add_argument("--no-report", dest="report", action="store_const", const=False,
                    help="do not write report.html / report.md at the end")
     p.add_argument("--quiet", action="store_true", help="print only the tables")

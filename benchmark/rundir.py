@@ -47,6 +47,10 @@ METRICS = "metrics.csv"
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 MODELS_DIR = "models"
+#: The configuration fingerprint of a run (written first; ``--resume`` checks it).
+RUN_STATE = "run.json"
+#: Held (``fcntl.flock``) by the process writing the run directory.
+LOCK = ".lock"
 METRICS_HEADER = ["split", "variant", "metric", "value"]
 
 
@@ -87,6 +91,11 @@ FILES: tuple[FileSpec, ...] = (
              "`probs` (N, K) float32, `labels` (N,) int64, `index` (N,) int64 dataset rows"),
     FileSpec(f"{MODELS_DIR}/<model>_w<b>.tflite", "split", "benchmark.run --weight-bits",
              "the int8 model with weights re-quantized to b bits"),
+    FileSpec(RUN_STATE, "run", "benchmark.run",
+             "written first: the configuration and its fingerprint (`--resume` continues only "
+             "a run of the same fingerprint)"),
+    FileSpec(LOCK, "run", "benchmark.run",
+             "locked (`flock`) while a process writes the directory; holds its pid"),
     FileSpec(REPORT_HTML, "run", "benchmark.run, benchmark.report",
              "self-contained HTML report (tables and figures)"),
     FileSpec(REPORT_MD, "run", "benchmark.run, benchmark.report", "the report's tables"),
@@ -310,6 +319,31 @@ def metrics_rows(record: SplitRecord) -> list[list]:
 
 # ------------------------------------------------------------------ writer
 
+#: RunConfig fields that cannot change a run's results (left out of the fingerprint).
+NOT_FINGERPRINTED = ("out", "report", "resume", "workers", "num_threads", "prediction_cache",
+                     "cache_dir", "download", "download_url")
+
+
+def config_fingerprint(config: dict, extra: dict | None = None) -> str:
+    """SHA-256 of the result-relevant part of a run's config, ``extra`` and the harness version.
+
+    Examples
+    --------
+    >>> a = config_fingerprint({"model": "signnet", "out": "a"})
+    >>> a == config_fingerprint({"model": "signnet", "out": "b"})
+    True
+    >>> a == config_fingerprint({"model": "signnet", "seed": 1})
+    False
+    """
+    import hashlib
+    import json
+
+    from benchmark import __version__
+    doc = {"edgetpu_bench": __version__, "extra": extra or {},
+           "config": {k: v for k, v in config.items() if k not in NOT_FINGERPRINTED}}
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
 
 def default_out_dir(root: Path, prefix: str = "") -> Path:
     """``<root>/runs/<prefix><UTC timestamp>`` not yet taken (nothing is created)."""
@@ -322,19 +356,65 @@ def default_out_dir(root: Path, prefix: str = "") -> Path:
     return out
 
 
-def check_out_dir(out: Path) -> Path:
-    """Refuse an ``--out`` that already holds a run (nothing is created)."""
+def check_out_dir(out: Path, *, resume: bool = False) -> Path:
+    """Refuse an ``--out`` that already holds a run, unless resuming (nothing is created)."""
     out = Path(out)
-    if (out / RESULTS).exists():
-        raise UsageError(f"{out} already holds a run ({RESULTS}); choose another --out")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
+    if not resume and (out / RESULTS).exists():
+        raise UsageError(f"{out} already holds a run ({RESULTS}); choose another --out "
+                         "(or --resume to keep its finished splits)")
     return out
 
 
 def split_dir(out: Path, split: str, n_splits: int) -> Path:
     """Where one split's files go: the run directory itself, or ``<out>/<split>``."""
     return Path(out) / split if n_splits > 1 else Path(out)
+
+
+def _globs(where: str) -> list[str]:
+    """fnmatch patterns of the :data:`FILES` kept at ``where`` ("run" or "split")."""
+    import re
+    out = []
+    for f in FILES:
+        if where in f.where:
+            out += [re.sub(r"<[^>]+>", "*", p.strip()) for p in f.pattern.split(",")]
+    return out
+
+
+def is_temporary(name: str) -> bool:
+    """A temporary file of :func:`benchmark.results.atomic_write_bytes` (``.<name>.<random>``).
+
+    >>> is_temporary(".results.json.k2j_x9ab"), is_temporary(".lock"), is_temporary("a.csv")
+    (True, False, False)
+    """
+    import re
+    return re.fullmatch(r"\..+\.[A-Za-z0-9_]{8}", name) is not None
+
+
+def foreign_files(out: Path, splits: tuple[str, ...]) -> list[str]:
+    """Files under ``out`` that :data:`FILES` does not list (relative paths, sorted)."""
+    from fnmatch import fnmatch
+    out = Path(out)
+    top, per_split = _globs("run"), _globs("split")
+    subdirs = set(splits) if len(splits) > 1 else set()
+    bad = []
+    for p in sorted(out.rglob("*")):
+        if p.is_dir():
+            continue
+        rel = p.relative_to(out)
+        parts = rel.parts
+        inner = Path(*parts[1:]) if len(parts) > 1 and parts[0] in subdirs else None
+        name = rel.as_posix()
+        if name in (LOCK, RUN_STATE) or is_temporary(p.name):
+            continue
+        if inner is not None:
+            ok = any(fnmatch(inner.as_posix(), g) for g in per_split)
+        else:
+            ok = any(fnmatch(name, g) for g in top + (per_split if not subdirs else []))
+        if not ok:
+            bad.append(name)
+    return bad
 
 
 def write_confusion(path: Path, matrix: np.ndarray, class_names) -> None:
@@ -351,18 +431,136 @@ def write_predictions(path: Path, *, probs, labels, index) -> None:
 
 
 class RunWriter:
-    """Writes one run directory: per-split files, then the index of several splits."""
+    """Writes one run directory: per-split files, then the index of several splits.
 
-    def __init__(self, out: Path, splits: tuple[str, ...], header: dict):
+    :meth:`open` (called by the first write, or explicitly / as a context
+    manager) creates the directory and takes its lock: a directory another
+    process is writing is refused, and so is one holding files this harness
+    does not write. Without ``resume`` the directory must be new or empty; with
+    ``resume`` it must have been started with the same ``fingerprint``
+    (:data:`RUN_STATE`), and :meth:`finished_split` hands back the splits
+    whose files are complete. A split's ``results.json`` is written last, so a
+    split without one is unfinished; its files are removed before it runs
+    again and never count as results.
+    """
+
+    def __init__(self, out: Path, splits: tuple[str, ...], header: dict, *,
+                 resume: bool = False, fingerprint: str | None = None):
         self.out = Path(out)
         self.splits = tuple(splits)
         self.header = header
+        self.resume = resume
+        self.fingerprint = fingerprint
         self.rows: list[list] = []
+        self._lock = None
+
+    # -- opening, locking, checking
+
+    def open(self) -> "RunWriter":
+        """Create and lock the directory; refuse it when it is not this run's (UsageError)."""
+        if self._lock is not None:
+            return self
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_file(self.out / LOCK, f"--out {self.out}")
+        try:
+            self._check_contents()
+            write_json(self.out / RUN_STATE, {"format_version": FORMAT_VERSION,
+                                              "fingerprint": self.fingerprint,
+                                              "splits": list(self.splits),
+                                              "config": self.header.get("config")})
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _check_contents(self) -> None:
+        bad = foreign_files(self.out, self.splits)
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise UsageError(f"--out {self.out} holds files benchmark.run did not write "
+                             f"({shown}); choose another --out")
+        state = self.out / RUN_STATE
+        others = [p for p in self.out.iterdir() if p.name != LOCK]
+        if not self.resume:
+            if others:
+                raise UsageError(f"--out {self.out} holds files of an earlier run; pass "
+                                 "--resume to finish it or choose another --out")
+            return
+        if others and not state.is_file():
+            raise UsageError(f"--resume: {self.out} has no {RUN_STATE} (not started by this "
+                             "version's benchmark.run); choose another --out")
+        if state.is_file():
+            old = read_json_file(state, RUN_STATE).get("fingerprint")
+            if old != self.fingerprint:
+                raise UsageError(f"--resume: {self.out} was started with another configuration "
+                                 f"or other model files (fingerprint {str(old)[:12]}, now "
+                                 f"{str(self.fingerprint)[:12]}); choose another --out")
+
+    def close(self) -> None:
+        """Release the lock (the directory stays)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> "RunWriter":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- resuming
+
+    def finished_split(self, split: str) -> SplitRecord | None:
+        """The record of a split whose files are complete (resume only), else None.
+
+        An unfinished split's files are removed so that none of them is taken
+        for a result.
+        """
+        self.open()
+        d = self.split_dir(split)
+        rec = self._complete_record(d, split) if self.resume else None
+        if rec is not None:
+            self.rows += metrics_rows(rec)
+            return rec
+        self._remove_split_files(d)
+        return None
+
+    def _complete_record(self, d: Path, split: str) -> SplitRecord | None:
+        try:
+            rec = check_split_record(_read_json(d / RESULTS), d / RESULTS)
+        except DataError:
+            return None
+        if rec["split"] != split or (len(self.splits) > 1 and "splits" in rec):
+            return None
+        sr = SplitRun(rec, d)
+        for v in rec["variants"]:
+            if not (sr.has_predictions(v) and sr.has_confusion(v)):
+                return None
+            try:
+                sr.predictions(v)
+                sr.confusion(v)
+            except DataError:
+                return None
+        return rec
+
+    def _remove_split_files(self, d: Path) -> None:
+        from fnmatch import fnmatch
+        if not d.is_dir():
+            return
+        globs = _globs("split")
+        for p in sorted(d.rglob("*"), reverse=True):
+            rel = p.relative_to(d).as_posix()
+            if p.is_file() and rel not in (LOCK, RUN_STATE) and (
+                    is_temporary(p.name) or any(fnmatch(rel, g) for g in globs)):
+                p.unlink()
+
+    # -- writing
 
     def split_dir(self, split: str) -> Path:
         return split_dir(self.out, split, len(self.splits))
 
     def sweep_model_path(self, split: str, model: str, bits: int) -> Path:
+        self.open()
         return self.split_dir(split) / MODELS_DIR / sweep_model_name(model, bits)
 
     def write_split(self, record: SplitRecord, arrays: dict[str, dict]) -> Path:
@@ -370,23 +568,53 @@ class RunWriter:
 
         ``arrays[variant]`` holds ``confusion`` and ``probs``/``labels``/``index``.
         """
+        self.open()
         d = self.split_dir(record["split"])
         for v, a in arrays.items():
             write_confusion(d / confusion_name(v), a["confusion"], record["class_names"])
             write_predictions(d / predictions_name(v), probs=a["probs"], labels=a["labels"],
                               index=a["index"])
         rows = metrics_rows(record)
-        write_json(d / RESULTS, dict(self.header, **record))
         write_csv(d / METRICS, METRICS_HEADER, rows)
+        write_json(d / RESULTS, dict(self.header, **record))   # last: the split is complete
         self.rows += rows
         return d
 
     def finish(self) -> None:
         """With several splits: the top-level metrics.csv and results.json index."""
+        self.open()
         if len(self.splits) > 1:
             write_csv(self.out / METRICS, METRICS_HEADER, self.rows)
             write_json(self.out / RESULTS, dict(self.header, splits={
                 s: f"{s}/{RESULTS}" for s in self.splits}))
+
+
+class _Lock:
+    def __init__(self, f):
+        self.f = f
+
+    def close(self) -> None:
+        self.f.close()          # closing the descriptor releases the flock
+
+
+def lock_file(path: Path, what: str) -> _Lock:
+    """An exclusive ``flock`` on ``path`` held until ``.close()``; UsageError when taken."""
+    import fcntl
+    import os
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip() or "?"
+        f.close()
+        raise UsageError(f"{what} is being written by another process (pid {pid}); wait for it "
+                         "or choose another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return _Lock(f)
 
 
 # ------------------------------------------------------------------ reader

@@ -153,15 +153,64 @@ class EvalSettings:
     copy_rows: bool = True
 
 
+#: Top-k accuracy is reported for models with at least this many classes.
+TOP_K, TOP_K_MIN_CLASSES = 5, 10
+#: NLL floor of outputs not on an integer grid (float outputs, softmax applied here).
+FLOAT_NLL_FLOOR = 1e-12
+
+
 def summarize(probs: np.ndarray, labels: np.ndarray, *, num_classes: int,
-              bins: int = 20, calibration_bins: int = 15) -> tuple[dict, np.ndarray]:
-    """The blog's and the paper's metrics of one variant, and its confusion matrix."""
-    from benchmark.metrics import classification_summary, confusion_matrix
-    from benchmark.metrics.calibration import calibration_summary
+              bins: int = 20, calibration_bins: int = 15,
+              output_step: float | None = None) -> tuple[dict, np.ndarray]:
+    """The blog's and the paper's metrics of one variant, and its confusion matrix.
+
+    Besides :func:`~benchmark.metrics.classification_summary` and the
+    calibration metrics: ``per_class`` (precision, recall, F1, support;
+    macro and weighted averages, :func:`~benchmark.metrics.per_class_report`)
+    and, with at least :data:`TOP_K_MIN_CLASSES` classes, ``top5_accuracy``.
+
+    NLL: ``output_step`` is the quantization step of a quantized probability
+    output (None: float outputs). An int8 model gives exactly 0 to the true
+    class of some images; their ``-log p`` is infinite, so ``p`` is floored
+    at half a step (``output_step / 2``, the upper edge of the values that
+    round to 0: the reported NLL is then a lower bound) instead of
+    :data:`FLOAT_NLL_FLOOR`. ``calibration`` records ``nll_floor`` and
+    ``nll_zero_true`` (how many images got 0 for their true class).
+    """
+    from benchmark.metrics import classification_summary, confusion_matrix, per_class_report
+    from benchmark.metrics import top_k_accuracy
+    from benchmark.metrics.calibration import calibration_summary, negative_log_likelihood
     summary = classification_summary(probs, labels, bins=bins)
-    summary["calibration"] = calibration_summary(probs, labels, n_bins=calibration_bins)
-    cm = confusion_matrix(labels, probs.argmax(axis=1), num_classes=num_classes)
+    cal = calibration_summary(probs, labels, n_bins=calibration_bins)
+    floor = FLOAT_NLL_FLOOR if not output_step else output_step / 2
+    labels = np.asarray(labels, np.int64)
+    cal["nll_zero_true"] = int(np.sum(probs[np.arange(labels.size), labels] <= 0))
+    cal["nll_floor"] = floor
+    if floor != FLOAT_NLL_FLOOR:
+        cal["nll"] = negative_log_likelihood(probs, labels, eps=floor)
+    summary["calibration"] = cal
+    pred = probs.argmax(axis=1)
+    if num_classes >= TOP_K_MIN_CLASSES:
+        summary[f"top{TOP_K}_accuracy"] = top_k_accuracy(labels, probs, k=TOP_K)
+    summary["per_class"] = per_class_report(labels, pred, num_classes=num_classes)
+    cm = confusion_matrix(labels, pred, num_classes=num_classes)
     return summary, cm
+
+
+def output_step(variant: Variant, logits: bool) -> float | None:
+    """The quantization step of ``variant``'s probability output (None: float outputs).
+
+    None for a logits model (the softmax is applied here in float) and for a
+    model file that is not a ``.tflite`` or whose output is not 8-bit.
+    """
+    path = variant.path
+    if logits or path is None or path.suffix != ".tflite" or not path.is_file():
+        return None
+    from benchmark.tflite_graph import read_graph
+    out = read_graph(path).output_tensors()[0]
+    if out.dtype.upper() not in ("INT8", "UINT8") or not np.size(out.scale):
+        return None
+    return float(np.ravel(out.scale)[0]) or None
 
 
 def evaluate_variant(variant: Variant, dataset, indices: np.ndarray, *,
@@ -190,7 +239,8 @@ def evaluate_variant(variant: Variant, dataset, indices: np.ndarray, *,
         p, info, wall, latency = _run_backend(backend, dataset, indices, preprocess, logits,
                                               settings, settings.batch_size)
     summary, cm = summarize(p.probs, p.labels, num_classes=dataset.num_classes,
-                            bins=settings.bins, calibration_bins=settings.calibration_bins)
+                            bins=settings.bins, calibration_bins=settings.calibration_bins,
+                            output_step=output_step(variant, logits))
     return VariantResult(variant=variant, predictions=p, summary=summary, confusion=cm,
                          runtime=info, wall_seconds=wall, latency=latency)
 

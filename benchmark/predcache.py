@@ -39,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmark.evaluate import EvalSettings, Predictions, VariantResult, summarize
+from benchmark.evaluate import EvalSettings, Predictions, VariantResult, output_step, summarize
 from benchmark.variants import Variant
 
 #: Bump when the stored layout or the meaning of a key changes.
@@ -191,7 +191,8 @@ class PredictionCache:
         p = Predictions(probs=a["probs"], labels=a["labels"], index=a["index"],
                         seconds=float(meta["seconds"]))
         summary, cm = summarize(p.probs, p.labels, num_classes=dataset.num_classes,
-                                bins=settings.bins, calibration_bins=settings.calibration_bins)
+                                bins=settings.bins, calibration_bins=settings.calibration_bins,
+                                output_step=output_step(variant, bool(desc["logits"])))
         self.hits += 1
         return VariantResult(variant=variant, predictions=p, summary=summary, confusion=cm,
                              runtime=dict(meta["runtime"]),

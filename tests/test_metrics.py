@@ -112,3 +112,93 @@ def test_chunked_equals_whole():
     h = normalized_entropy(p)
     np.testing.assert_allclose(h, np.concatenate([normalized_entropy(p[i:i + 97])
                                                   for i in range(0, 1000, 97)]))
+
+
+# ---------------------------------------------------------------- per-class, top-k (issue #12)
+
+from benchmark.metrics import (per_class_report, precision_recall_fscore_support,  # noqa: E402
+                               recall_change, top_k_accuracy)
+
+# true 0 0 0 1 1 2 3, predicted 0 1 0 1 1 1 0 (class 3 never predicted, class 2 never right)
+YT = np.array([0, 0, 0, 1, 1, 2, 3])
+YP = np.array([0, 1, 0, 1, 1, 1, 0])
+
+
+def test_precision_recall_f1_support_by_hand():
+    p, r, f, s = precision_recall_fscore_support(YT, YP)
+    # class 0: tp 2, predicted 3, true 3; class 1: tp 2, predicted 4, true 2
+    # class 2: tp 0, predicted 0, true 1; class 3: tp 0, predicted 0, true 1
+    np.testing.assert_allclose(p, [2 / 3, 1 / 2, 0, 0])
+    np.testing.assert_allclose(r, [2 / 3, 1, 0, 0])
+    np.testing.assert_allclose(f, [4 / 6, 4 / 6, 0, 0])
+    assert s.tolist() == [3, 2, 1, 1]
+    mp, mr, mf, ms = precision_recall_fscore_support(YT, YP, average="macro")
+    assert ms is None
+    assert (mp, mr, mf) == pytest.approx((7 / 24, 5 / 12, 1 / 3))
+    wp, wr, wf, _ = precision_recall_fscore_support(YT, YP, average="weighted")
+    assert wp == pytest.approx((3 * 2 / 3 + 2 * 1 / 2) / 7)
+    assert wr == pytest.approx((3 * 2 / 3 + 2 * 1) / 7)     # = accuracy
+    assert wf == pytest.approx((3 * 4 / 6 + 2 * 4 / 6) / 7)
+    up, ur, uf, _ = precision_recall_fscore_support(YT, YP, average="micro")
+    assert up == ur == uf == pytest.approx(4 / 7)
+
+
+def test_zero_division_as_scikit_learn():
+    """precision of never-predicted classes 2 and 3 is 0/0; recall of class 9 (labels=) too."""
+    p1, *_ = precision_recall_fscore_support(YT, YP, zero_division=1)
+    assert p1.tolist()[2:] == [1.0, 1.0]
+    pn, rn, fn, _ = precision_recall_fscore_support(YT, YP, labels=[0, 2, 9], zero_division=np.nan)
+    assert np.isnan(pn[1]) and rn[1] == 0 and np.isnan(rn[2]) and np.isnan(fn[2])
+    # nan is left out of the averages; 0 is not
+    mp, *_ = precision_recall_fscore_support(YT, YP, average="macro", zero_division=np.nan)
+    assert mp == pytest.approx((2 / 3 + 1 / 2) / 2)
+    with pytest.raises(ValueError, match="zero_division"):
+        precision_recall_fscore_support(YT, YP, zero_division=0.5)
+    assert precision_recall_fscore_support([], [], average="weighted")[:3] == (0.0, 0.0, 0.0)
+
+
+def test_per_class_report_covers_every_class_and_averages_present_ones():
+    r = per_class_report(YT, YP, num_classes=6)
+    assert r["support"] == [3, 2, 1, 1, 0, 0]
+    assert r["recall"][4:] == [0.0, 0.0] and r["precision"][:2] == pytest.approx([2 / 3, 1 / 2])
+    # the averages run over classes 0..3 (those in y_true or y_pred), not 4 and 5
+    assert r["macro_avg"]["recall"] == pytest.approx(5 / 3 / 4)
+    assert r["weighted_avg"]["recall"] == pytest.approx(4 / 7)
+
+
+def test_matches_scikit_learn_when_installed():
+    metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn not installed")
+    rng = np.random.default_rng(3)
+    t, p = rng.integers(0, 7, 200), rng.integers(0, 6, 200)
+    for avg in (None, "macro", "weighted", "micro"):
+        for zd in ("warn", 0.0, 1.0, np.nan):
+            ours = precision_recall_fscore_support(t, p, average=avg, zero_division=zd)
+            theirs = metrics.precision_recall_fscore_support(t, p, average=avg, zero_division=zd)
+            for a, b in zip(ours, theirs):
+                if a is None:
+                    assert b is None
+                else:
+                    np.testing.assert_allclose(a, b)
+    probs = rng.random((200, 12))
+    y = rng.integers(0, 12, 200)
+    assert top_k_accuracy(y, probs, k=5) == pytest.approx(
+        metrics.top_k_accuracy_score(y, probs, k=5, labels=range(12)))
+
+
+def test_top_k_accuracy_by_hand_and_ties():
+    probs = np.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1], [0.25] * 4])
+    assert top_k_accuracy([0, 0, 0], probs, k=1) == pytest.approx(1 / 3)
+    assert top_k_accuracy([0, 1, 3], probs, k=2) == pytest.approx(2 / 3)
+    # ties: the higher class id ranks first (scikit-learn's reversed stable sort)
+    assert top_k_accuracy([3, 3, 0], probs[[2, 2, 2]], k=1) == pytest.approx(2 / 3)
+    assert top_k_accuracy([0], probs[:1], k=4) == 1.0
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        top_k_accuracy([0], probs[:1], k=0)
+
+
+def test_recall_change_by_hand():
+    rc = recall_change(YT, YP, [0, 0, 0, 1, 0, 2, 3], num_classes=5)
+    assert rc["n"] == [3, 2, 1, 1, 0]
+    assert rc["reference"][:4] == pytest.approx([2 / 3, 1, 0, 0]) and rc["reference"][4] is None
+    assert rc["quantized"][:4] == [1.0, 0.5, 1.0, 1.0] and rc["quantized"][4] is None
+    assert rc["change"][:4] == pytest.approx([1 / 3, -0.5, 1, 1]) and rc["change"][4] is None

@@ -305,3 +305,202 @@ def classification_summary(probs, y_true, *, bins: int = 20, confidence: float =
         "certainty_histogram": _hist_dict(*certainty_histogram(p, t, bins=bins)),
         "output_histogram": _hist_dict(*output_histogram(p, bins=bins)),
     }
+
+
+def _zero_division_value(zero_division) -> float:
+    """The value of an undefined ratio: ``"warn"`` and 0 give 0.0 (scikit-learn's rule)."""
+    if isinstance(zero_division, str):
+        if zero_division != "warn":
+            raise ValueError(f"zero_division must be 'warn', 0, 1 or nan, got {zero_division!r}")
+        return 0.0
+    z = float(zero_division)
+    if not (z in (0.0, 1.0) or math.isnan(z)):
+        raise ValueError(f"zero_division must be 'warn', 0, 1 or nan, got {zero_division!r}")
+    return z
+
+
+def _divide(num: np.ndarray, den: np.ndarray, zero: float) -> np.ndarray:
+    out = np.full(num.shape, zero, np.float64)
+    ok = den > 0
+    out[ok] = num[ok] / den[ok]
+    return out
+
+
+def _nanaverage(values: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Weighted mean ignoring NaNs (scikit-learn's ``_nanaverage``); NaN when nothing is left."""
+    ok = ~np.isnan(values)
+    if not ok.any():
+        return float("nan")
+    w = None if weights is None else weights[ok]
+    if w is not None and w.sum() == 0:
+        return float("nan")
+    return float(np.average(values[ok], weights=w))
+
+
+def _label_list(t: np.ndarray, p: np.ndarray, labels) -> np.ndarray:
+    if labels is None:
+        return np.unique(np.concatenate([t, p]))
+    return np.asarray(labels, np.int64).reshape(-1)
+
+
+def precision_recall_fscore_support(y_true, y_pred, *, labels=None, average=None,
+                                    zero_division="warn"):
+    """Precision, recall, F1 and support per class or averaged, as scikit-learn defines them.
+
+    The same numbers as ``sklearn.metrics.precision_recall_fscore_support(y_true,
+    y_pred, labels=labels, average=average, zero_division=zero_division)``
+    (beta = 1) for integer class ids, without a scikit-learn dependency.
+    For class c: ``tp`` predictions of c that are right, ``precision = tp /
+    predicted c``, ``recall = tp / true c``, ``F1 = 2 tp / (true c +
+    predicted c)``; a ratio whose denominator is 0 is ``zero_division``.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of int, shape (n_samples,)
+    labels : array-like of int, optional
+        The classes to report, in this order; default the sorted classes
+        that occur in ``y_true`` or ``y_pred``. The averages run over them.
+    average : {None, "macro", "weighted", "micro"}, default None
+        None: per-class arrays. ``macro``: unweighted mean over ``labels``;
+        ``weighted``: mean weighted by support; ``micro``: from the summed
+        counts. With ``zero_division=nan`` undefined values are left out of
+        the averages.
+    zero_division : {"warn", 0, 1, nan}, default "warn"
+        Value of an undefined ratio; ``"warn"`` acts as 0 (no warning is
+        printed here).
+
+    Returns
+    -------
+    precision, recall, f1 : ndarray of float64 (average None) or float
+    support : ndarray of int64 (average None) or None
+
+    Examples
+    --------
+    >>> p, r, f, s = precision_recall_fscore_support([0, 0, 1, 2], [0, 1, 1, 1])
+    >>> p.tolist(), r.tolist(), f.round(4).tolist(), s.tolist()
+    ([1.0, 0.3333333333333333, 0.0], [0.5, 1.0, 0.0], [0.6667, 0.5, 0.0], [2, 1, 1])
+    >>> [round(x, 4) for x in precision_recall_fscore_support(
+    ...     [0, 0, 1, 2], [0, 1, 1, 1], average="macro")[:3]]
+    [0.4444, 0.5, 0.3889]
+    """
+    t = _as_labels(y_true, "y_true")
+    p = _as_labels(y_pred, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {t.size} vs {p.size}")
+    if average not in (None, "macro", "weighted", "micro"):
+        raise ValueError(f"average must be None, 'macro', 'weighted' or 'micro', got {average!r}")
+    zero = _zero_division_value(zero_division)
+    lab = _label_list(t, p, labels)
+    hit = t == p
+    tp = np.array([np.sum(hit & (t == c)) for c in lab], np.int64)
+    true_sum = np.array([np.sum(t == c) for c in lab], np.int64)
+    pred_sum = np.array([np.sum(p == c) for c in lab], np.int64)
+    if average == "micro":
+        tp, true_sum, pred_sum = (np.array([a.sum()]) for a in (tp, true_sum, pred_sum))
+    if average == "weighted" and true_sum.sum() == 0:
+        z = 1.0 if zero == 1.0 or math.isnan(zero) else 0.0
+        return (z, z, z, None) if pred_sum.sum() == 0 else (0.0, z, 0.0, None)
+    precision = _divide(tp.astype(np.float64), pred_sum, zero)
+    recall = _divide(tp.astype(np.float64), true_sum, zero)
+    f1 = _divide(2.0 * tp, true_sum + pred_sum, zero)
+    if average is None:
+        return precision, recall, f1, true_sum
+    w = true_sum.astype(np.float64) if average == "weighted" else None
+    return (_nanaverage(precision, w), _nanaverage(recall, w), _nanaverage(f1, w), None)
+
+
+def top_k_accuracy(y_true, probs, *, k: int = 5) -> float:
+    """Fraction of samples whose true class is among the ``k`` highest outputs.
+
+    As ``sklearn.metrics.top_k_accuracy_score(y_true, probs, k=k,
+    labels=range(n_classes))``: classes are ranked by a stable sort of the
+    outputs, reversed, so among equal outputs (frequent in int8 models) the
+    higher class id ranks first. ``k >= n_classes`` gives 1.
+
+    Examples
+    --------
+    >>> top_k_accuracy([0, 1, 2], [[0.5, 0.3, 0.2], [0.6, 0.3, 0.1], [0.6, 0.3, 0.1]], k=2)
+    0.6666666666666666
+    """
+    p = _as_probs(probs)
+    t = _as_labels(y_true, "y_true")
+    if p.shape[0] != t.size:
+        raise ValueError(f"probs has {p.shape[0]} rows but y_true has {t.size} labels")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if t.size == 0:
+        return float("nan")
+    if k >= p.shape[1]:
+        return 1.0
+    top = np.argsort(p, axis=1, kind="mergesort")[:, ::-1][:, :k]
+    return float(np.mean(np.any(top == t[:, None], axis=1)))
+
+
+def per_class_report(y_true, y_pred, *, num_classes: int, zero_division=0.0) -> dict:
+    """Per-class precision, recall, F1 and support, and their macro and weighted averages.
+
+    Per class (all ``num_classes``, in class order): scikit-learn's
+    ``precision_recall_fscore_support(y_true, y_pred,
+    labels=range(num_classes), zero_division=zero_division)``; a class with
+    no images and no predictions gets ``zero_division`` and support 0. The
+    averages are scikit-learn's ``average="macro"`` / ``"weighted"`` over the
+    classes that occur in ``y_true`` or ``y_pred`` (its default ``labels``),
+    so a class absent from the evaluated images does not pull them down.
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``f1`` (lists of float), ``support``
+        (list of int), ``macro_avg`` and ``weighted_avg`` (each
+        ``{precision, recall, f1}``), ``zero_division``.
+
+    Examples
+    --------
+    >>> r = per_class_report([0, 0, 1], [0, 1, 1], num_classes=3)
+    >>> r["recall"], r["support"], r["macro_avg"]["recall"]
+    ([0.5, 1.0, 0.0], [2, 1, 0], 0.75)
+    """
+    p, r, f, s = precision_recall_fscore_support(
+        y_true, y_pred, labels=range(num_classes), zero_division=zero_division)
+    out = {"precision": p.tolist(), "recall": r.tolist(), "f1": f.tolist(),
+           "support": [int(x) for x in s]}
+    for avg in ("macro", "weighted"):
+        ap, ar, af, _ = precision_recall_fscore_support(y_true, y_pred, average=avg,
+                                                        zero_division=zero_division)
+        out[f"{avg}_avg"] = {"precision": ap, "recall": ar, "f1": af}
+    out["zero_division"] = float(zero_division)
+    return out
+
+
+def recall_change(y_true, pred_ref, pred_q, *, num_classes: int) -> dict:
+    """Per-class recall of a reference and a quantized model and its change, with n.
+
+    Parameters
+    ----------
+    y_true, pred_ref, pred_q : array-like of int, shape (n_samples,)
+    num_classes : int
+
+    Returns
+    -------
+    dict
+        ``n`` (images per class), ``reference``, ``quantized`` and ``change``
+        (quantized - reference; None for a class with no images), lists in
+        class order.
+
+    Examples
+    --------
+    >>> recall_change([0, 0, 1], [0, 0, 1], [0, 1, 1], num_classes=3)["change"]
+    [-0.5, 0.0, None]
+    """
+    t = _as_labels(y_true, "y_true")
+    n = np.bincount(t, minlength=num_classes)[:num_classes]
+    out = {"n": [int(x) for x in n]}
+    for key, pred in (("reference", pred_ref), ("quantized", pred_q)):
+        p = _as_labels(pred, key)
+        if p.shape != t.shape:
+            raise ValueError(f"{key} predictions and y_true differ in length: {p.size} vs {t.size}")
+        hits = np.bincount(t[p == t], minlength=num_classes)[:num_classes]
+        out[key] = [float(h / c) if c else None for h, c in zip(hits, n)]
+    pairs = zip(out["reference"], out["quantized"])
+    out["change"] = [None if a is None else b - a for a, b in pairs]
+    return out

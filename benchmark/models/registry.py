@@ -17,6 +17,7 @@ _BUILTIN = {
     **{f"resnet{d}": f"benchmark.models.cifar_resnet:RESNET{d}" for d in (20, 32, 44, 56)},
     "resnet50": "benchmark.models.imagenet:RESNET50",
     "mobilenetv2": "benchmark.models.imagenet:MOBILENETV2",
+    "efficientnet-lite0": "benchmark.models.efficientnet_lite:EFFICIENTNET_LITE0",
 }
 
 MODELS: Registry[ModelEntry] = Registry("model", builtins=_BUILTIN, option="--model")

@@ -10,7 +10,61 @@ import numpy as np
 from benchmark.backends.base import Backend, TensorSpec, dequantize, quantize
 from benchmark.preprocess import PixelTransform
 from benchmark.backends.runtime import find_runtime
-from benchmark.errors import BackendUnavailable, DataError
+from benchmark.errors import BackendUnavailable, DataError, UsageError
+
+#: ``--cpu-kernels`` choices -> the interpreter's ``OpResolverType`` member: ``xnnpack``
+#: (the builtin kernels with the default XNNPACK delegate, the interpreter's default),
+#: ``builtin`` (the optimized builtin kernels, no default delegate), ``reference``
+#: (the reference kernels, no delegate).
+CPU_KERNELS = {"xnnpack": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
+               "reference": "BUILTIN_REF"}
+
+
+def op_resolver(runtime, kernels: str):
+    """The ``experimental_op_resolver_type`` value selecting ``kernels`` in ``runtime``.
+
+    Raises
+    ------
+    UsageError
+        For a name not in :data:`CPU_KERNELS`.
+    BackendUnavailable
+        When the runtime's interpreter module has no ``OpResolverType``.
+    """
+    import sys
+
+    if kernels not in CPU_KERNELS:
+        raise UsageError(f"--cpu-kernels must be one of {', '.join(CPU_KERNELS)}, "
+                         f"got {kernels!r}")
+    mod = sys.modules.get(runtime.Interpreter.__module__)
+    enum = getattr(mod, "OpResolverType", None)
+    if enum is None:
+        raise BackendUnavailable(f"{runtime.package} {runtime.version} cannot select CPU "
+                                 "kernels (no OpResolverType); use --cpu-kernels xnnpack")
+    return getattr(enum, CPU_KERNELS[kernels])
+
+
+def open_interpreter(runtime, model_path=None, *, model_content: bytes | None = None,
+                     num_threads: int = 1, kernels: str = "xnnpack",
+                     preserve_all_tensors: bool = False):
+    """A TFLite interpreter of ``runtime`` on ``kernels`` (not yet allocated).
+
+    ``preserve_all_tensors`` keeps every intermediate tensor readable after
+    ``invoke()`` (``experimental_preserve_all_tensors``); with the XNNPACK
+    delegate the delegated tensors are not written, so pass ``builtin`` or
+    ``reference`` kernels to read them.
+    """
+    kwargs = {"num_threads": num_threads}
+    if kernels != "xnnpack":
+        kwargs["experimental_op_resolver_type"] = op_resolver(runtime, kernels)
+    if preserve_all_tensors:
+        kwargs["experimental_preserve_all_tensors"] = True
+    where = model_path if model_path is not None else "model bytes"
+    try:
+        if model_content is not None:
+            return runtime.Interpreter(model_content=model_content, **kwargs)
+        return runtime.Interpreter(model_path=str(model_path), **kwargs)
+    except ValueError as e:
+        raise DataError(f"cannot load {where}: {str(e).splitlines()[0]}") from None
 
 
 class InterpreterBackend(Backend):
@@ -171,7 +225,7 @@ class LiteRTCPUBackend(InterpreterBackend):
     name = "litert-cpu"
 
     def __init__(self, model_path, *, num_threads: int | None = None, prefer: str | None = None,
-                 batch: int = 1):
+                 batch: int = 1, kernels: str = "xnnpack"):
         model_path = Path(model_path)
         if not model_path.is_file():
             raise DataError(f"model file not found: {model_path}")
@@ -181,11 +235,9 @@ class LiteRTCPUBackend(InterpreterBackend):
                 "run on the CPU interpreter; use the uncompiled int8 model or --device edgetpu")
         self.runtime = find_runtime(prefer)
         self.num_threads = num_threads or os.cpu_count() or 1
-        try:
-            interp = self.runtime.Interpreter(model_path=str(model_path),
-                                              num_threads=self.num_threads)
-        except ValueError as e:
-            raise DataError(f"cannot load {model_path}: {str(e).splitlines()[0]}") from None
+        self.kernels = kernels
+        interp = open_interpreter(self.runtime, model_path, num_threads=self.num_threads,
+                                  kernels=kernels)
         self._setup(interp, model_path, batch)
 
     def delegated(self) -> bool:
@@ -193,6 +245,14 @@ class LiteRTCPUBackend(InterpreterBackend):
         ops = self.interpreter._get_ops_details()
         return any(d.get("op_name") == "DELEGATE" for d in ops)
 
+    def kernels_ran(self) -> str:
+        """Which CPU kernels run the model: ``xnnpack`` when a delegate node runs, else
+        ``builtin`` or ``reference`` (as selected)."""
+        if self.kernels == "reference":
+            return "reference"
+        return "xnnpack" if self.delegated() else "builtin"
+
     def info(self) -> dict:
         return {"backend": self.name, "runtime": self.runtime.package,
-                "runtime_version": self.runtime.version, "num_threads": self.num_threads}
+                "runtime_version": self.runtime.version, "num_threads": self.num_threads,
+                "cpu_kernels": self.kernels_ran()}

@@ -171,7 +171,8 @@ def check_batched(model: Path, batched: bytes, batch: int, probe: np.ndarray | N
     import tempfile
     from benchmark.backends.base import quantize
     from benchmark.backends.litert_cpu import LiteRTCPUBackend
-    with tempfile.TemporaryDirectory() as tmp:
+    from benchmark.tempfiles import system_prefix
+    with tempfile.TemporaryDirectory(prefix=system_prefix("batch")) as tmp:
         path = Path(tmp) / "batched.tflite"
         path.write_bytes(batched)
         try:

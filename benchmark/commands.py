@@ -31,6 +31,7 @@ COMMANDS: Registry = Registry("command", builtins={
     "latency": "benchmark.latency:main",
     "paper": "benchmark.paper:main",
     "modelcard": "benchmark.modelcard:main",
+    "clean": "benchmark.clean:main",
 })
 
 #: One line per command for the listing (no module is imported to print it).
@@ -43,6 +44,7 @@ SUMMARIES = {
     "latency": "latency of one model on one device",
     "paper": "the paper's figures as data",
     "modelcard": "write MODEL_CARD.md for shipped artifacts",
+    "clean": "remove temporaries that killed runs left in the caches",
 }
 
 

@@ -63,6 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="activation range estimation: minmax (TFLite default), percentile "
                         "(99.99 %%) or mse (histogram, least squared error, the paper's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the representative draw")
+    p.add_argument("--calibration-from", default=None, metavar="SPEC",
+                   help="draw the representative set from: class:NAME[+NAME], group:ID[+ID] "
+                        "(session/track), brightness:F (a scaled copy), folder:PATH; comma "
+                        "list (see benchmark.quant.calibration)")
     p.add_argument("--weights", help="pretrained weights: a PyTorch state dict (.npz, .pth) "
                                      "for the CIFAR ResNets, a Keras .h5/.weights.h5 for "
                                      "resnet50/mobilenetv2, or a .keras file")
@@ -92,6 +96,7 @@ class ConvertConfig:
     representative_size: int | None = None
     act_observer: str = "minmax"
     seed: int = 0
+    calibration_from: str | None = None
     weights: str | None = None
     data_seed: int = 0
     dataset: str | None = None
@@ -124,20 +129,26 @@ class ConvertConfig:
         check_int("--representative-size", self.representative_size, 1)
         check_int("--seed", self.seed, 0, optional=False)
         check_int("--data-seed", self.data_seed, 0, optional=False)
+        from benchmark.quant.calibration import parse_spec
+        parse_spec(self.calibration_from)
         if not isinstance(self.dataset_options, dict):
             raise UsageError("dataset options must be a table of name = value")
         return self
 
 
-def check_int8_graph(g: GraphInfo) -> list[str]:
-    """Problems that keep a graph from being a batch-1, fully 8-bit model (empty = ok)."""
+def check_int8_graph(g: GraphInfo, any_ops: bool = False) -> list[str]:
+    """Problems that keep a graph from being a batch-1, fully 8-bit model (empty = ok).
+
+    ``any_ops``: ops outside :data:`INT8_ALLOWED_OPS` are allowed (a model given
+    by path; whether the Edge TPU runs them is the compiler's call).
+    """
     problems = []
     names = g.op_names
     dyn = sorted(set(names) & DYNAMIC_SHAPE_OPS)
     if dyn:
         problems.append(f"dynamic-batch ops present: {', '.join(dyn)}")
     other = sorted(set(names) - INT8_ALLOWED_OPS - DYNAMIC_SHAPE_OPS - {"DEQUANTIZE"})
-    if other:
+    if other and not any_ops:
         problems.append(f"unexpected ops: {', '.join(other)}")
     if "DEQUANTIZE" in names:
         problems.append("DEQUANTIZE present (float output); use --io-type uint8 or int8")
@@ -182,6 +193,9 @@ def op_summary(g: GraphInfo) -> str:
 
 def export_model(trained, entry):
     """A batch-1 copy of ``trained`` (same weights), built for conversion."""
+    if entry.builder is None:  # a model given by path: its own graph at batch 1
+        from benchmark.models.user import batch1_copy
+        return batch1_copy(trained)
     export = entry.build(num_classes=trained.output_shape[-1], batch_size=1,
                          **entry.export_kwargs)
     export.set_weights(trained.get_weights())
@@ -206,7 +220,8 @@ class SavedModelExport:
 
     def __enter__(self) -> "SavedModelExport":
         import tempfile
-        self.dir = Path(tempfile.mkdtemp(prefix="edgetpu-bench-export-"))
+        from benchmark.tempfiles import system_prefix
+        self.dir = Path(tempfile.mkdtemp(prefix=system_prefix("export")))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -317,7 +332,8 @@ def convert(cfg: ConvertConfig) -> dict:
                                   data_dir=cfg.data_dir, data_seed=cfg.data_seed,
                                   io_type=cfg.io_type, observer=cfg.act_observer,
                                   representative_size=cfg.representative_size, seed=cfg.seed,
-                                  dataset_options=cfg.dataset_options)
+                                  dataset_options=cfg.dataset_options,
+                                  calibration_from=cfg.calibration_from)
     keras_path = out / f"{entry.name}.keras"
     meta_path = out / "train_meta.json"
     if not keras_path.is_file() or not meta_path.is_file():
@@ -337,10 +353,12 @@ def convert(cfg: ConvertConfig) -> dict:
     except (OSError, ValueError) as e:
         raise DataError(f"cannot load {keras_path}: {str(e).splitlines()[0]}") from None
     train_idx, _ = ds.split(meta.split, seed=meta.data_seed)
+    from benchmark.results import file_sha256
     return convert_keras(trained, entry, ds, train_idx, out, split=meta.split,
                          io_type=cfg.io_type,
                          representative_size=cfg.representative_size, seed=cfg.seed,
-                         observer=cfg.act_observer)
+                         observer=cfg.act_observer, calibration_from=cfg.calibration_from,
+                         source_sha256=file_sha256(keras_path))
 
 
 def _dataset(cfg: ConvertConfig, entry, dataset: str, options: dict, data_dir, seed: int):
@@ -380,7 +398,8 @@ def load_pretrained(entry, weights: str | Path):
 def convert_pretrained(entry, weights: str | Path, ds, split: str, out: Path, *,
                        data_dir=None, data_seed: int = 0, io_type: str = "uint8",
                        observer: str = "minmax", representative_size: int | None = None,
-                       seed: int = 0, dataset_options: dict | None = None) -> dict:
+                       seed: int = 0, dataset_options: dict | None = None,
+                       calibration_from: str | None = None) -> dict:
     """Load pretrained ``weights`` into ``entry``'s network and write a split's artifacts.
 
     Writes ``train_meta.json`` (a :class:`~benchmark.artifacts.TrainMeta`:
@@ -410,16 +429,20 @@ def convert_pretrained(entry, weights: str | Path, ds, split: str, out: Path, *,
     write_json(out / "train_meta.json", meta.to_json())
     return convert_keras(model, entry, ds, train_idx, out, split=split, io_type=io_type,
                          observer=observer,
-                         representative_size=representative_size, seed=seed)
+                         representative_size=representative_size, seed=seed,
+                         calibration_from=calibration_from)
 
 
 def convert_keras(trained, entry, ds, train_idx: np.ndarray, out: Path, *, split: str,
                   io_type: str = "uint8", representative_size: int | None = None,
-                  seed: int = 0, observer: str = "minmax") -> dict:
+                  seed: int = 0, observer: str = "minmax",
+                  source_sha256: str | None = None) -> dict:
     """Write ``<name>_float.tflite`` and ``<name>_int8.tflite`` of ``trained`` into ``out``.
 
     The representative set is a seeded draw of ``representative_size`` (default:
     the entry's) of ``train_idx``; its indices go to ``representative_indices.json``.
+    ``source_sha256`` (the ``.keras`` converted) is recorded as ``keras_sha256``
+    in ``convert_meta.json``, so ``benchmark.run`` can refuse stale artifacts.
     """
     tf = require_tensorflow("conversion")
     size = representative_size or entry.representative_size
@@ -434,15 +457,17 @@ def convert_keras(trained, entry, ds, train_idx: np.ndarray, out: Path, *, split
         for variant, data in (("float", None), ("int8", rep)):
             blob = to_tflite(tf, export, data, io_type, observer=observer,
                              observer_report=ranges, export=saved)
-            report[variant] = write_variant(blob, variant, out / f"{entry.name}_{variant}.tflite")
+            report[variant] = write_variant(blob, variant, out / f"{entry.name}_{variant}.tflite",
+                                            any_ops=entry.any_ops)
     write_json(out / "representative_indices.json", {
         "dataset": ds.name, "dataset_cache_key": ds.meta.get("cache_key"),
         "split": split, "seed": seed, "size": int(rep_idx.size),
-        "indices": rep_idx.tolist()})
+        "indices": rep_idx.tolist(), **cal_record})
     write_json(out / "convert_meta.json", ConvertMeta(
         io_type=io_type, representative_size=int(rep_idx.size), seed=seed,
         act_observer=observer, activation_ranges=ranges or None,
-        export_max_abs_diff=diff, variants=report, environment=environment()).to_json())
+        export_max_abs_diff=diff, variants=report, environment=environment(),
+        keras_sha256=source_sha256).to_json())
     return report
 
 
@@ -465,7 +490,7 @@ def check_export(trained, export, probe: np.ndarray) -> float:
     return diff
 
 
-def write_variant(blob: bytes, variant: str, path: Path) -> dict:
+def write_variant(blob: bytes, variant: str, path: Path, any_ops: bool = False) -> dict:
     """Print the op report of a converted model, check its graph, write it; its report entry.
 
     Raises
@@ -475,7 +500,7 @@ def write_variant(blob: bytes, variant: str, path: Path) -> dict:
         :func:`check_float_graph` (``float``); the problems go to stderr.
     """
     g = read_graph(blob)
-    problems = check_int8_graph(g) if variant == "int8" else check_float_graph(g)
+    problems = check_int8_graph(g, any_ops) if variant == "int8" else check_float_graph(g)
     print(f"{variant}: {len(g.operators)} ops: {op_summary(g)}")
     for t in (g.input_tensors()[0], g.output_tensors()[0]):
         q = f" scale={t.scale[0]:.6g} zero_point={t.zero_point[0]}" if t.scale.size else ""

@@ -418,11 +418,7 @@ def parse_compiler_output(text: str | bytes) -> dict:
         ``Internal compiler error``) gives 6 / 18 with an ``internal_error``.
         Text with no compiler output at all gets an ``"other"`` error.
     """
-    decoded: list[str] = []
-    if isinstance(text, (bytes, bytearray)):
-        text, decoded = decode_log(bytes(text))
-    text, cleaned = clean_text(text)
-    cleaned = decoded + cleaned
+    text, cleaned = _decode_and_clean(text)
     parsed = [_parse_block(b) for b in _split_blocks(_unwrap(text))]
     blocks = [r for r, meaningful in parsed if meaningful]
     if not blocks:
@@ -433,6 +429,14 @@ def parse_compiler_output(text: str | bytes) -> dict:
         _distrust(result, "the text ends inside the operator table without a final newline: "
                           "the table may be cut")
     return _ordered(result)
+
+
+def _decode_and_clean(text: str | bytes) -> tuple[str, list[str]]:
+    decoded: list[str] = []
+    if isinstance(text, (bytes, bytearray)):
+        text, decoded = decode_log(bytes(text))
+    text, cleaned = clean_text(text)
+    return text, decoded + cleaned
 
 
 def _ends_inside_table(text: str) -> bool:

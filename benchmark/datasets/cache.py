@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from benchmark import tempfiles
 from benchmark.errors import DataError
 
 _ARRAYS = ("images", "labels", "groups")
@@ -196,7 +197,7 @@ def store(root: Path, key: str, arrays: dict[str, np.ndarray | Path], meta: dict
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / key
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=tempfiles.prefix(key), dir=root))
     try:
         for name in _ARRAYS:
             value = arrays[name]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from benchmark import __version__
+from benchmark import __version__, tempfiles
 from benchmark.cli import main_wrapper
 from benchmark.errors import DataError, UsageError
 from benchmark.results import _umask
@@ -232,7 +232,7 @@ def fetch(url: str, dest: str | Path, archive: Archive, *, progress: bool = True
     with resp:
         _check_length(url, resp.headers.get("Content-Length"), archive)
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part",
+            fd, tmp_name = tempfile.mkstemp(prefix=tempfiles.prefix(dest.name), suffix=".part",
                                             dir=dest.parent)
         except OSError as e:
             raise DataError(f"cannot write into {dest.parent}: {e.strerror}") from None

@@ -14,6 +14,7 @@ the collection of names (``name in DATASETS``, ``for name in DATASETS``,
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from benchmark.datasets.entry import (ON_BAD_IMAGE, DatasetEntry, LoadRequest, check_readable,
@@ -138,11 +139,14 @@ def load_dataset(name: str, *, image_size: int = 80, seed: int = 0,
         unreadable or inconsistent data found while loading.
     """
     from benchmark.paths import cache_root
+    from benchmark.tempfiles import sweep
 
     opts = validate_dataset(name, options=options, data_dir=data_dir, num_classes=num_classes,
                             on_bad_image=on_bad_image)
+    cache_dir = Path(cache_dir) if cache_dir is not None else cache_root()
+    sweep(cache_dir, log=lambda line: print(line, file=sys.stderr))
     request = LoadRequest(name=name, image_size=image_size, seed=seed,
-                          cache_dir=Path(cache_dir) if cache_dir is not None else cache_root(),
+                          cache_dir=cache_dir,
                           verbose=verbose, data_dir=None if data_dir is None else Path(data_dir),
                           on_bad_image=on_bad_image, num_classes=num_classes)
     return DATASETS.get(name).load(request, opts)

@@ -32,7 +32,8 @@ _TRAIN_ORDER = ("model", "dataset", "split", "source", "weights", "weights_sha25
 _TRAIN_OPTIONAL = frozenset({"source", "weights", "weights_sha256", "dataset_options", "seed",
                              "hyperparameters", "train_seconds"})
 _CONVERT_ORDER = ("io_type", "representative_size", "seed", "act_observer",
-                  "activation_ranges", "export_max_abs_diff", "variants", "environment")
+                  "activation_ranges", "export_max_abs_diff", "variants", "keras_sha256",
+                  "environment")
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "dict": (dict,),
           "list": (list,), "any": (object,)}
 
@@ -121,6 +122,9 @@ class ConvertMeta:
     environment: dict = _req("dict")
     act_observer: str | None = _opt("str")
     activation_ranges: dict | None = _opt("dict")
+    #: SHA-256 of the .keras converted (None in records older than the key, and for
+    #: conversions of pretrained weights)
+    keras_sha256: str | None = _opt("str")
     extra: dict = field(default_factory=dict)
     #: read from a file: the optional keys it did not have (exactly those are not written
     #: back); None (a new record): optional keys whose value is None are not written
@@ -139,7 +143,7 @@ class ConvertMeta:
     def to_json(self) -> dict:
         """The dict written to ``convert_meta.json``."""
         # act_observer and activation_ranges are written even when None (as null)
-        return _to_json(self, _CONVERT_ORDER, frozenset())
+        return _to_json(self, _CONVERT_ORDER, frozenset({"keras_sha256"}))
 
 
 def _fields_from(cls, data, path, order) -> dict:

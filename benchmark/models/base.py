@@ -37,6 +37,8 @@ class ModelEntry:
     weights_help: str = ""
     #: training images used to calibrate the int8 activation ranges (at most)
     representative_size: int = 300
+    #: the int8 graph may hold ops outside convert.INT8_ALLOWED_OPS (models given by path)
+    any_ops: bool = False
 
     def artifact_dir(self, split: str, root: Path | None = None) -> Path:
         """``<root>/<name>/<split>``: where the trained artifacts of a split live."""

@@ -29,7 +29,7 @@ def test_missing_or_directory_is_a_data_error(tmp_path):
 def test_truncated_flatbuffer_is_a_data_error(tmp_path):
     cut = tmp_path / "cut.tflite"
     cut.write_bytes(INT8.read_bytes()[:64])
-    with pytest.raises(DataError, match=f"^{cut}: corrupt TFLite flatbuffer"):
+    with pytest.raises(DataError, match=f"^{cut}: malformed model: "):
         read_graph(cut)
 
 

@@ -16,6 +16,7 @@ import io
 import sys
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,14 @@ class _Source:
         return [str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file()]
 
     def read(self, member: str) -> bytes:
-        return self._z.read(member) if self._z is not None else (self.root / member).read_bytes()
+        """The member's bytes; a damaged archive member is an OSError naming both."""
+        if self._z is None:
+            return (self.root / member).read_bytes()
+        try:
+            return self._z.read(member)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+            raise OSError(f"{member} in {self.zip} is damaged ({e}; a truncated or corrupted "
+                          "download? delete the archive and fetch it again)") from None
 
 
 def _csv_rows(blob: bytes) -> list[dict]:
@@ -129,7 +137,12 @@ def _label_file(src: _Source, name: str, part: str) -> list[Record]:
     folder = name.rsplit("/", 1)[0]
     out = []
     try:
-        for row in _csv_rows(src.read(name)):
+        blob = src.read(name)
+    except OSError as e:
+        raise DataError(f"cannot read GTSRB label file {name}: {e}") from None
+    line = 1
+    try:
+        for line, row in enumerate(_csv_rows(blob), start=2):
             label = int(row["ClassId"])
             if part == "train":
                 track = int(row["Filename"].split("_")[0])
@@ -138,9 +151,12 @@ def _label_file(src: _Source, name: str, part: str) -> list[Record]:
             else:
                 out.append(Record("test", f"GTSRB/Final_Test/Images/{row['Filename']}",
                                   _roi(row), label, TEST_GROUP))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{name}: not a text file ({e})") from None
     except (KeyError, ValueError, TypeError, AttributeError) as e:
-        raise DataError(f"{name}: not a GTSRB label file ({type(e).__name__}: {e}); expected "
-                        "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId") from None
+        raise DataError(f"{name} line {line}: not a GTSRB label row ({type(e).__name__}: {e}); "
+                        "expected Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId "
+                        "with integer ClassId and Roi values") from None
     return out
 
 

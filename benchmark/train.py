@@ -1,8 +1,19 @@
 """Train a registered model on one split: ``python -m benchmark.train``.
 
 Writes ``<model>.keras``, ``history.json`` and ``train_meta.json`` into the
-artifact directory (default ``models/<model>/<split>/``). Training is
-deterministic: seeded weights, seeded shuffling, TensorFlow op determinism.
+artifact directory (default ``models/<model>/<split>/``; an existing model
+there is replaced only with ``--overwrite``). Training is deterministic:
+seeded weights, seeded shuffling, TensorFlow op determinism.
+
+The network gets as many outputs as the data has classes (``--num-classes N``
+requires N). ``--init-from MODEL`` (a registered model's trained weights or a
+``.keras`` file) starts from another model: every layer of the same name and
+shape is copied, the output layer is new when the class count differs. A
+seeded ``--val-fraction`` of the training images (by recording session or
+track where the dataset has them, :func:`benchmark.trainsplit.validation_split`)
+is held out and evaluated after every epoch; the weights of the best epoch
+(highest validation accuracy, then lowest validation loss) are the ones saved.
+On a terminal Keras draws a progress bar; otherwise one line per epoch.
 """
 
 from __future__ import annotations
@@ -13,16 +24,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from benchmark.artifacts import TrainMeta
 from benchmark.cli import main_wrapper, require_tensorflow
 from benchmark.datasets.base import SPLITS
 from benchmark.datasets.cli import add_dataset_arguments, dataset_options_from_args
 from benchmark.datasets.registry import load_dataset, validate_dataset
-from benchmark.errors import UsageError
+from benchmark.errors import DataError, UsageError
 from benchmark.models.registry import get_model, list_models
 from benchmark.results import environment, write_json
+from benchmark.trainsplit import DEFAULT_VAL_FRACTION, TrainRows, draw_rows, rows_record
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,6 +53,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model-dir", type=Path, default=None,
                    help="models root; artifacts go to <model-dir>/<model>/<split>/ "
                         "(default models/)")
+    p.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                   help="fraction of the training images held out to pick the best epoch "
+                        f"(default {DEFAULT_VAL_FRACTION}; 0: none, the last epoch is kept)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="start from these weights: a registered model name (its trained "
+                        "<model>.keras for the same split) or a .keras file; layers of the same "
+                        "name and shape are copied, the output layer is new when the class "
+                        "count differs")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a model already trained in the artifact directory")
     add_dataset_arguments(p, defaults_none=False, dataset_default="carolo-synth")
     return p.parse_args(argv)
 
@@ -88,6 +109,9 @@ class TrainConfig:
     on_bad_image: str = "fail"
     dataset_options: dict = field(default_factory=dict)
     cache_dir: Path | None = None
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    init_from: str | None = None
+    overwrite: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
@@ -115,6 +139,10 @@ class TrainConfig:
             raise UsageError(f"augment must be true, false or unset, got {self.augment!r}")
         if not isinstance(self.dataset_options, dict):
             raise UsageError("dataset options must be a table of name = value")
+        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
+                or not 0 <= self.val_fraction < 1:
+            raise UsageError(f"--val-fraction must be a number in [0, 1), got "
+                             f"{self.val_fraction!r}")
         return self
 
     def check_dataset(self) -> None:
@@ -142,6 +170,36 @@ def hyperparameters(entry, cfg: TrainConfig) -> dict:
     return hp
 
 
+def artifact_dir(entry, cfg: TrainConfig) -> Path:
+    """Where the model goes; UsageError when a trained model is there and no ``--overwrite``."""
+    out = entry.artifact_dir(cfg.split, cfg.model_dir)
+    taken = [n for n in (f"{entry.name}.keras", "train_meta.json") if (out / n).exists()]
+    if taken and not cfg.overwrite:
+        raise UsageError(f"{out} already holds a trained model ({taken[0]}): pass --overwrite "
+                         "to replace it, or --model-dir DIR to train into another directory")
+    return out
+
+
+def init_source(entry, cfg: TrainConfig) -> Path | None:
+    """The ``.keras`` file ``--init-from`` names (a path, or a registered model's artifact)."""
+    if cfg.init_from is None:
+        return None
+    value = str(cfg.init_from)
+    path = Path(value)
+    if value.endswith(".keras") or path.suffix or "/" in value:
+        if not path.is_file():
+            raise DataError(f"--init-from {path}: no such .keras file")
+        return path
+    src = get_model(value)
+    roots = [cfg.model_dir, None] if cfg.model_dir is not None else [None]
+    for root in roots:
+        cand = src.artifact_dir(cfg.split, root) / f"{src.name}.keras"
+        if cand.is_file():
+            return cand
+    raise DataError(f"--init-from {value}: no trained model at {cand} (train it first, or give "
+                    "a .keras file)")
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train ``cfg.model`` on a split and write its artifacts; the ``.keras`` path.
 
@@ -156,6 +214,8 @@ def train(cfg: TrainConfig) -> Path:
                          "(benchmark.run/convert --weights FILE)")
     hp = hyperparameters(entry, cfg)
     cfg.check_dataset()
+    artifact_dir(entry, cfg)
+    init = init_source(entry, cfg)
     if cfg.download:
         from benchmark.datasets.download import download_dataset
         download_dataset(cfg.dataset, cfg.data_dir, url=cfg.download_url,
@@ -165,15 +225,16 @@ def train(cfg: TrainConfig) -> Path:
                       options=cfg.dataset_options, cache_dir=cfg.cache_dir,
                       data_dir=cfg.data_dir, on_bad_image=cfg.on_bad_image,
                       num_classes=cfg.num_classes)
-    if ds.num_classes != entry.num_classes:
-        raise UsageError(f"model {entry.name} has {entry.num_classes} outputs but {cfg.dataset} "
-                         f"has {ds.num_classes} classes (for gtsrb use --model signnet-gtsrb)")
-    train_idx, eval_idx = ds.split(cfg.split, seed=cfg.data_seed)
-    if cfg.limit_train:
-        rng = np.random.default_rng(cfg.seed)
-        train_idx = np.sort(rng.choice(train_idx, min(cfg.limit_train, train_idx.size),
-                                       replace=False))
-    model, history, seconds = fit(tf, entry, ds, train_idx, hp, cfg)
+    _, eval_idx = ds.split(cfg.split, seed=cfg.data_seed)
+    rows = draw_rows(ds, cfg.split, data_seed=cfg.data_seed, limit=cfg.limit_train,
+                     seed=cfg.seed, val_fraction=cfg.val_fraction)
+    if cfg.val_fraction and not rows.validation.size:
+        print(f"note: --val-fraction {cfg.val_fraction} of {rows.fit.size} training images "
+              "holds out none (too few sessions/tracks per class); keeping the last epoch",
+              file=sys.stderr)
+    model, history, seconds, extra = fit(tf, entry, ds, rows, hp, cfg, init)
+    extra["training_rows"] = rows_record(rows, limit=cfg.limit_train,
+                                         val_fraction=cfg.val_fraction)
     meta = TrainMeta(
         model=entry.name, dataset=cfg.dataset, split=cfg.split,
         dataset_meta={k: ds.meta[k] for k in ("spec", "renderer_version", "cache_key",
@@ -182,50 +243,154 @@ def train(cfg: TrainConfig) -> Path:
         data_dir=str(cfg.data_dir) if cfg.data_dir else None,
         num_classes=ds.num_classes, class_names=list(ds.class_names),
         input_size=entry.input_size, preprocessing=entry.preprocess.describe(),
-        n_train=int(train_idx.size), n_eval=int(eval_idx.size), seed=cfg.seed,
+        n_train=int(rows.fit.size), n_eval=int(eval_idx.size), seed=cfg.seed,
         data_seed=cfg.data_seed,
         hyperparameters=dict(hp, schedule="cosine decay to 0", optimizer="adam"),
-        train_seconds=round(seconds, 1), environment=environment())
+        train_seconds=round(seconds, 1), environment=environment(), extra=extra)
     return save(entry, cfg, model, history, meta)
 
 
-def fit(tf, entry, ds, train_idx: np.ndarray, hp: dict, cfg: TrainConfig):
-    """Build and fit the model; ``(model, history dict, seconds)``."""
+def transfer_weights(model, source: Path) -> dict:
+    """Copy every layer of ``source`` (a ``.keras`` file) with the same name and shapes.
+
+    The output layer (the last one with weights) may differ in its class
+    count: it then keeps its fresh initialization. Any other layer that is
+    missing in ``source`` or has other shapes is a DataError (another
+    architecture). Returns the ``init_from`` record of train_meta.json.
+    """
     import keras
 
-    x = entry.preprocess(ds.images[train_idx])
-    y = ds.labels[train_idx]
+    from benchmark.results import file_sha256
+    try:
+        src = keras.models.load_model(source, compile=False)
+    except Exception as e:  # keras raises many types for foreign files
+        raise DataError(f"--init-from {source}: cannot load the Keras model "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    theirs = {layer.name: layer for layer in src.layers if layer.get_weights()}
+    ours = [layer for layer in model.layers if layer.get_weights()]
+    kept, new = [], []
+    for i, layer in enumerate(ours):
+        other = theirs.get(layer.name)
+        shapes = [w.shape for w in layer.get_weights()]
+        if other is not None and [w.shape for w in other.get_weights()] == shapes:
+            layer.set_weights(other.get_weights())
+            kept.append(layer.name)
+        elif i == len(ours) - 1:
+            new.append(layer.name)
+        else:
+            got = "missing" if other is None else \
+                f"of shapes {[w.shape for w in other.get_weights()]}"
+            raise DataError(f"--init-from {source}: layer {layer.name!r} {shapes} is {got} "
+                            "there (another architecture or input size)")
+    return {"source": str(source), "sha256": file_sha256(source), "layers_kept": kept,
+            "new_head": new}
+
+
+def _augmented(keras, model, seed: int):
+    """Photometric and small geometric jitter, in training only (the saved model is plain)."""
+    return keras.Sequential([
+        keras.Input(model.input_shape[1:]),
+        keras.layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=seed),
+        keras.layers.RandomContrast(0.2, seed=seed + 1),
+        keras.layers.RandomTranslation(0.06, 0.06, fill_mode="nearest", seed=seed + 2),
+        model,
+    ])
+
+
+def fit(tf, entry, ds, rows: TrainRows, hp: dict, cfg: TrainConfig, init: Path | None = None):
+    """Build and fit the model; ``(model, history dict, seconds, train_meta extras)``.
+
+    The returned model holds the best epoch's weights (:class:`BestEpoch`).
+    """
+    import keras
+
+    x = entry.preprocess(ds.images[rows.fit])
+    y = ds.labels[rows.fit]
+    val = None
+    if rows.validation.size:
+        val = (entry.preprocess(ds.images[rows.validation]), ds.labels[rows.validation])
     keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()
     model = entry.build(num_classes=ds.num_classes)
-    fit_model = model
-    if hp.get("augment"):
-        # Photometric and small geometric jitter, in training only: the saved model
-        # is the plain network.
-        fit_model = keras.Sequential([
-            keras.Input(model.input_shape[1:]),
-            keras.layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=cfg.seed),
-            keras.layers.RandomContrast(0.2, seed=cfg.seed + 1),
-            keras.layers.RandomTranslation(0.06, 0.06, fill_mode="nearest", seed=cfg.seed + 2),
-            model,
-        ])
-    steps = hp["epochs"] * -(-train_idx.size // hp["batch_size"])
+    extra = {"init_from": transfer_weights(model, init)} if init is not None else {}
+    fit_model = _augmented(keras, model, cfg.seed) if hp.get("augment") else model
+    steps = hp["epochs"] * -(-rows.fit.size // hp["batch_size"])
     # Cosine decay to 0 settles the weights; without it held-out accuracy swings ~1 %
     # between late epochs.
     lr = keras.optimizers.schedules.CosineDecay(hp["learning_rate"], decay_steps=steps)
     fit_model.compile(optimizer=keras.optimizers.Adam(lr),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    print(f"training {entry.name} on {cfg.dataset}/{cfg.split}: {train_idx.size} images, "
+    print(f"training {entry.name} ({ds.num_classes} classes) on {cfg.dataset}/{cfg.split}: "
+          f"{rows.fit.size} images, {rows.validation.size} held out for validation, "
           f"{hp['epochs']} epochs", file=sys.stderr)
+    best = best_epoch_callback(keras, model, hp["epochs"])
+    tty = sys.stderr.isatty()
     t0 = time.perf_counter()
     hist = fit_model.fit(x, y, epochs=hp["epochs"], batch_size=hp["batch_size"], shuffle=True,
-                         verbose=2)
-    return model, hist.history, time.perf_counter() - t0
+                         validation_data=val, verbose=1 if tty else 0,
+                         callbacks=[best] if tty else [best, epoch_log_callback(keras, best)])
+    seconds = time.perf_counter() - t0
+    extra["validation"] = best.restore(n=int(rows.validation.size),
+                                       fraction=cfg.val_fraction)
+    return model, hist.history, seconds, extra
+
+
+def best_epoch_callback(keras, model, epochs: int):
+    """A Keras callback keeping the weights of ``model``'s best epoch.
+
+    Best: the highest ``val_accuracy``, ties broken by the lowest
+    ``val_loss``; without validation data, the last epoch. ``restore()``
+    puts those weights back and returns the ``validation`` record.
+    """
+
+    class BestEpoch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best, self.key, self.weights, self.last = None, None, None, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            self.last = logs
+            if "val_accuracy" not in logs:
+                return
+            key = (float(logs["val_accuracy"]), -float(logs["val_loss"]))
+            if self.key is None or key > self.key:
+                self.key, self.best = key, epoch + 1
+                self.weights = [w.copy() for w in model.get_weights()]
+
+        def restore(self, *, n: int, fraction: float) -> dict:
+            rec = {"fraction": fraction, "n": n, "epochs": epochs,
+                   "monitor": "val_accuracy, then val_loss"}
+            if self.weights is None:
+                return dict(rec, best_epoch=epochs, kept="last epoch (no validation images)")
+            model.set_weights(self.weights)
+            return dict(rec, best_epoch=self.best, accuracy=self.key[0], loss=-self.key[1],
+                        kept="best epoch")
+
+    return BestEpoch()
+
+
+def epoch_log_callback(keras, best):
+    """One line per epoch on stderr (used when stderr is not a terminal)."""
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            line = (f"epoch {epoch + 1}/{self.params.get('epochs')}: loss "
+                    f"{logs.get('loss', float('nan')):.4f}, accuracy "
+                    f"{logs.get('accuracy', float('nan')):.4f}")
+            if "val_accuracy" in logs:
+                mark = " (best)" if best.best == epoch + 1 else ""
+                line += (f"; validation loss {logs['val_loss']:.4f}, accuracy "
+                         f"{logs['val_accuracy']:.4f}{mark}")
+            print(line, file=sys.stderr)
+
+    return EpochLog()
 
 
 def save(entry, cfg: TrainConfig, model, history: dict, meta: TrainMeta) -> Path:
     """Write ``<model>.keras``, ``history.json`` and ``train_meta.json``; the ``.keras`` path."""
-    out = entry.artifact_dir(cfg.split, cfg.model_dir)
+    out = artifact_dir(entry, cfg)
     out.mkdir(parents=True, exist_ok=True)
     keras_path = out / f"{entry.name}.keras"
     tmp = out / f".{entry.name}.tmp.keras"

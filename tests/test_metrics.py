@@ -166,7 +166,9 @@ def test_per_class_report_covers_every_class_and_averages_present_ones():
     assert r["weighted_avg"]["recall"] == pytest.approx(4 / 7)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_matches_scikit_learn_when_installed():
+    """Checked with scikit-learn 1.9.1 (not a dependency: skipped without it)."""
     metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn not installed")
     rng = np.random.default_rng(3)
     t, p = rng.integers(0, 7, 200), rng.integers(0, 6, 200)
@@ -179,6 +181,12 @@ def test_matches_scikit_learn_when_installed():
                     assert b is None
                 else:
                     np.testing.assert_allclose(a, b)
+    rep = per_class_report(t, p, num_classes=9)     # classes 7, 8 absent
+    theirs = metrics.precision_recall_fscore_support(t, p, labels=range(9), zero_division=0.0)
+    for key, ref in zip(("precision", "recall", "f1", "support"), theirs):
+        np.testing.assert_allclose(rep[key], ref)
+    assert rep["macro_avg"]["f1"] == pytest.approx(
+        metrics.f1_score(t, p, average="macro", zero_division=0.0))
     probs = rng.random((200, 12))
     y = rng.integers(0, 12, 200)
     assert top_k_accuracy(y, probs, k=5) == pytest.approx(

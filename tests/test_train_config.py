@@ -59,9 +59,9 @@ def test_train_writes_the_dataset_cache_into_cache_dir(tmp_path, monkeypatch):
     """``--cache-dir``: the rendered dataset goes there (training itself faked: no TensorFlow)."""
     got = {}
 
-    def fake_fit(tf, entry, ds, train_idx, hp, cfg):
-        got["n"], got["hp"] = train_idx.size, hp
-        return None, {"loss": [1.0]}, 0.25
+    def fake_fit(tf, entry, ds, rows, hp, cfg, init=None):
+        got["rows"], got["hp"], got["labels"] = rows, hp, ds.labels
+        return None, {"loss": [1.0]}, 0.25, {"validation": {"n": int(rows.validation.size)}}
 
     def fake_save(entry, cfg, model, history, meta):
         got["meta"] = meta
@@ -71,17 +71,25 @@ def test_train_writes_the_dataset_cache_into_cache_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "fit", fake_fit)
     monkeypatch.setattr(train, "save", fake_save)
     train.main(["--split", "verification", "--synth-sessions", "4", "--synth-per-class", "1",
-                "--epochs", "1", "--no-augment", "--cache-dir", str(tmp_path / "cache")])
+                "--epochs", "1", "--no-augment", "--cache-dir", str(tmp_path / "cache"),
+                "--model-dir", str(tmp_path / "models")])
     [entry] = list((tmp_path / "cache").iterdir())
     assert json.loads((entry / "meta.json").read_text())["spec"]["n_sessions"] == 4
-    meta = got["meta"]
-    assert got["n"] == 90 and got["hp"]["epochs"] == 1 and got["hp"]["augment"] is False
+    meta, rows = got["meta"], got["rows"]
+    # 3 training sessions x 30 classes; 10 % of the (class, session) units held out
+    assert (rows.fit.size, rows.validation.size) == (81, 9)
+    assert not set(rows.fit) & set(rows.validation)
+    assert got["hp"]["epochs"] == 1 and got["hp"]["augment"] is False
     assert meta.dataset_options == {"n_sessions": 4, "per_class_per_session": 1}
     assert meta.dataset_meta["cache_key"] == entry.name and meta.data_dir is None
+    assert meta.n_train == 81
     assert list(meta.to_json()) == [
         "model", "dataset", "split", "dataset_meta", "dataset_options", "data_dir",
         "num_classes", "class_names", "input_size", "preprocessing", "n_train", "n_eval",
-        "seed", "data_seed", "hyperparameters", "train_seconds", "environment"]
+        "seed", "data_seed", "hyperparameters", "train_seconds", "environment", "validation",
+        "training_rows"]
+    tr = meta.extra["training_rows"]
+    assert (tr["n_fit"], tr["n_validation"], tr["val_fraction"]) == (81, 9, 0.1)
     assert TrainMeta.from_json(meta.to_json()) == meta
 
 

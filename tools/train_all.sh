@@ -11,7 +11,8 @@ train_model() {  # model dataset [extra train args...]
     local model=$1 dataset=$2
     shift 2
     for split in full verification; do
-        "$PY" -m benchmark.train --model "$model" --dataset "$dataset" --split "$split" "$@"
+        "$PY" -m benchmark.train --model "$model" --dataset "$dataset" --split "$split" \
+            --overwrite "$@"
         "$PY" -m benchmark.convert --model "$model" --split "$split"
     done
     local out

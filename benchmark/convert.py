@@ -436,20 +436,25 @@ def convert_pretrained(entry, weights: str | Path, ds, split: str, out: Path, *,
 def convert_keras(trained, entry, ds, train_idx: np.ndarray, out: Path, *, split: str,
                   io_type: str = "uint8", representative_size: int | None = None,
                   seed: int = 0, observer: str = "minmax",
-                  source_sha256: str | None = None) -> dict:
+                  source_sha256: str | None = None,
+                  calibration_from: str | None = None) -> dict:
     """Write ``<name>_float.tflite`` and ``<name>_int8.tflite`` of ``trained`` into ``out``.
 
     The representative set is a seeded draw of ``representative_size`` (default:
-    the entry's) of ``train_idx``; its indices go to ``representative_indices.json``.
+    the entry's) of ``train_idx`` (narrowed or changed by ``calibration_from``, a
+    :mod:`benchmark.quant.calibration` SPEC); its indices go to
+    ``representative_indices.json``.
     ``source_sha256`` (the ``.keras`` converted) is recorded as ``keras_sha256``
     in ``convert_meta.json``, so ``benchmark.run`` can refuse stale artifacts.
     """
+    from benchmark.quant.calibration import parse_spec, select
+
     tf = require_tensorflow("conversion")
     size = representative_size or entry.representative_size
     export = export_model(trained, entry)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xCA11B]))
-    rep_idx = np.sort(rng.choice(train_idx, min(size, train_idx.size), replace=False))
-    rep = entry.preprocess(ds.images[rep_idx])
+    rep_idx, rep_images, cal_record = select(ds, train_idx, parse_spec(calibration_from), size,
+                                             seed, entry.input_size)
+    rep = entry.preprocess(rep_images)
 
     diff = check_export(trained, export, rep[:8])
     report, ranges = {}, {}
@@ -467,7 +472,8 @@ def convert_keras(trained, entry, ds, train_idx: np.ndarray, out: Path, *, split
         io_type=io_type, representative_size=int(rep_idx.size), seed=seed,
         act_observer=observer, activation_ranges=ranges or None,
         export_max_abs_diff=diff, variants=report, environment=environment(),
-        keras_sha256=source_sha256).to_json())
+        keras_sha256=source_sha256,
+        extra={k: cal_record[k] for k in ("calibration_from",) if k in cal_record}).to_json())
     return report
 
 

@@ -12,6 +12,7 @@ from benchmark.errors import UsageError
 from benchmark.variants import BASE_VARIANTS as VARIANTS
 
 DEVICES = ("cpu", "edgetpu", "auto")
+OUTPUT_KINDS = ("probabilities", "logits")
 SPLIT_CHOICES = ("full", "verification", "all")
 
 
@@ -44,6 +45,19 @@ class RunConfig:
     report: bool = True
     weight_bits: tuple[int, ...] = ()
     weights: str | None = None
+    #: .tflite files of a model given by path (see docs/own-model.md)
+    float_model: str | None = None
+    int8_model: str | None = None
+    edgetpu_model: str | None = None
+    #: what the model outputs: probabilities or logits (None: from the graph)
+    outputs: str | None = None
+    #: the model's class names (labels file: one per line, or Coral's "index name")
+    model_labels: str | None = None
+    #: data classes -> model outputs: auto (by name), positional, or a TOML file
+    class_map: str | None = None
+    #: declared preprocessing of a model given by path (preset, input_size, scale, mean,
+    #: std, resize, crop, channel_order, layout)
+    preprocessing: dict = field(default_factory=dict)
     act_observer: str = "minmax"
     bins: int = 20
     dataset_options: dict = field(default_factory=dict)
@@ -57,6 +71,8 @@ class RunConfig:
     out: str | None = None
     #: keep the finished splits of an interrupted run in ``out`` and run the rest
     resume: bool = False
+    #: ``"i/n"``: evaluate only the i-th of n contiguous pieces of the images (studies merge them)
+    shard: str | None = None
 
     def splits(self) -> tuple[str, ...]:
         return ("full", "verification") if self.split == "all" else (self.split,)
@@ -80,6 +96,8 @@ class RunConfig:
         if self.act_observer not in observer_names():
             raise UsageError(f"--act-observer must be one of {', '.join(observer_names())}, "
                              f"got {self.act_observer!r}")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be >= 0, got {self.seed}")
         if self.latency < 0 or self.latency_warmup < 0:
             raise UsageError("--latency and --latency-warmup must be >= 0")
         if self.limit is not None and self.limit < 1:
@@ -90,6 +108,13 @@ class RunConfig:
             raise UsageError("--workers must be >= 1")
         if self.num_classes is not None and self.num_classes < 1:
             raise UsageError("--num-classes must be >= 1")
+        if self.outputs is not None and self.outputs not in OUTPUT_KINDS:
+            raise UsageError(f"--outputs must be one of {', '.join(OUTPUT_KINDS)}, "
+                             f"got {self.outputs!r}")
+        if not isinstance(self.preprocessing, dict):
+            raise UsageError("preprocessing must be a table of name = value")
+        if self.shard is not None:
+            shard_numbers(self.shard)
         if self.resume and not self.out:
             raise UsageError("--resume needs --out (the run directory to finish)")
         return self
@@ -99,6 +124,21 @@ class RunConfig:
         d["variants"] = list(self.variants)
         d["weight_bits"] = list(self.weight_bits)
         return d
+
+
+def shard_numbers(shard: str) -> tuple[int, int]:
+    """``(i, n)`` of a ``"i/n"`` shard (0 <= i < n), else UsageError.
+
+    >>> shard_numbers("1/4")
+    (1, 4)
+    """
+    try:
+        i, n = (int(x) for x in str(shard).split("/"))
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        raise UsageError(f"shard must be i/n with 0 <= i < n, got {shard!r}")
+    return i, n
 
 
 def load_config_file(path: str | Path) -> dict:
@@ -114,11 +154,8 @@ def load_config_file(path: str | Path) -> dict:
         raise UsageError(f"config file {p} is not valid {p.suffix[1:] or 'json'}: {e}") from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {p} must hold a table/object of settings")
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UsageError(f"config file {p}: unknown setting(s) {', '.join(unknown)}")
-    return data
+    from benchmark.validate import check_types
+    return check_types(RunConfig, data, source=f"config file {p}")
 
 
 def make_config(cli: dict, config_file: str | None = None, *,
@@ -127,6 +164,8 @@ def make_config(cli: dict, config_file: str | None = None, *,
     values: dict = dict(defaults or {})
     if config_file:
         values.update(load_config_file(config_file))
+    if cli.get("preprocessing") and isinstance(values.get("preprocessing"), dict):
+        cli = dict(cli, preprocessing={**values["preprocessing"], **cli["preprocessing"]})
     values.update({k: v for k, v in cli.items() if v is not None})
     if isinstance(values.get("variants"), str):
         values["variants"] = tuple(v.strip() for v in values["variants"].split(",") if v.strip())

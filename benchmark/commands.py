@@ -31,6 +31,7 @@ COMMANDS: Registry = Registry("command", builtins={
     "latency": "benchmark.latency:main",
     "paper": "benchmark.paper:main",
     "modelcard": "benchmark.modelcard:main",
+    "study": "benchmark.study.cli:main",
     "clean": "benchmark.clean:main",
 })
 
@@ -44,6 +45,7 @@ SUMMARIES = {
     "latency": "latency of one model on one device",
     "paper": "the paper's figures as data",
     "modelcard": "write MODEL_CARD.md for shipped artifacts",
+    "study": "run a matrix of models x data x variants x devices (local pool or Ray)",
     "clean": "remove temporaries that killed runs left in the caches",
 }
 

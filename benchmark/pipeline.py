@@ -62,6 +62,19 @@ def subset(indices: np.ndarray, limit: int | None) -> np.ndarray:
     return indices[pos]
 
 
+def shard_of(indices: np.ndarray, shard: str | None) -> np.ndarray:
+    """The ``i``-th of ``n`` contiguous pieces of ``indices`` for ``shard="i/n"`` (all if None).
+
+    >>> shard_of(np.arange(5), "1/2"), shard_of(np.arange(5), None)
+    (array([3, 4]), array([0, 1, 2, 3, 4]))
+    """
+    if shard is None:
+        return indices
+    from benchmark.config import shard_numbers
+    i, n = shard_numbers(shard)
+    return np.array_split(indices, n)[i]
+
+
 def load_split_dataset(cfg: RunConfig, plan: RunPlan, sp: SplitPlan, log: Log):
     """Download (when asked) and load the split's dataset."""
     from benchmark.datasets.registry import load_dataset
@@ -225,7 +238,7 @@ def run_split(plan: RunPlan, sp: SplitPlan, writer: RunWriter, log: Log) -> Spli
         raise DataError(f"{ds.name} has {ds.num_classes} classes but the model was trained "
                         f"for {meta['num_classes']}")
     train_idx, eval_idx = ds.split(sp.split, seed=cfg.seed)
-    eval_idx = subset(eval_idx, cfg.limit)
+    eval_idx = shard_of(subset(eval_idx, cfg.limit), cfg.shard)
     variants = _sweep_models(writer, sp.split, plan.entry.name, art, variants)
     results, notes = _evaluate_all(cfg, plan, sp.split, ds, eval_idx, variants, log)
     comparison = compare_variants(results, seed=cfg.seed)

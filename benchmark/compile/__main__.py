@@ -3,6 +3,7 @@
     python -m benchmark.compile MODEL.tflite [...] [--out-dir DIR] [-m N] [-n N] [-a] [-t S]
                                 [--analyze-only] [--json]
     python -m benchmark.compile --parse-log FILE [--console FILE]
+    python -m benchmark.compile --inspect FILE_edgetpu.tflite [...] [--json]
 
 With ``edgetpu_compiler`` on PATH each model is compiled (``-s`` so the op
 table is printed; an internal compiler error, known to be flaky, is retried
@@ -18,6 +19,10 @@ model's own folder). Models that share a file name (``a/x.tflite``,
 model fails (or is predicted to fail) to compile.
 
 ``--parse-log`` only parses saved compiler output and prints it as JSON.
+``--inspect`` reads compiled models (:mod:`benchmark.compile.inspect`): the
+Edge TPU segments, the ops left on the CPU, on-chip/off-chip parameter bytes,
+the parameter-caching group and the pipeline segment; a table, or JSON with
+``--json``; nothing is written.
 """
 
 from __future__ import annotations
@@ -310,9 +315,27 @@ def _compile_one(args: CompileConfig, model: Path, out_dir: Path,
     return record, status
 
 
+def _inspect(args: CompileConfig) -> int:
+    """``--inspect``: print what each compiled file holds (exit 1 if one is not compiled)."""
+    from benchmark.compile.inspect import caching_groups, format_compiled, inspect_compiled
+    infos = [inspect_compiled(p) for p in args.inspect]
+    groups = caching_groups(infos)
+    if args.json:
+        print(json.dumps({"models": [i.to_dict() for i in infos], "caching_groups": groups},
+                         indent=2))
+    else:
+        for info in infos:
+            print(format_compiled(info))
+        for token, files in groups.items():
+            print(f"parameter-caching group {token}: " + ", ".join(Path(f).name for f in files))
+    return 0 if all(i.is_compiled for i in infos) else 1
+
+
 def main(argv=None) -> int:
     """Entry point; returns the exit code (see the module docstring)."""
     args = parse_args(argv)
+    if args.inspect:
+        return _inspect(args)
     if args.parse_only:
         console = _read(args.console) if args.console else None
         log = _read(args.parse_log) if args.parse_log else None

@@ -37,12 +37,14 @@ class CompileConfig:
     timeout_sec: int = COMPILER_DEFAULT_TIMEOUT
     analyze_only: bool = False
     json: bool = False
+    inspect: tuple[Path, ...] = ()
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace) -> "CompileConfig":
         """The config of parsed arguments (unknown attributes are ignored)."""
         values = {f.name: getattr(ns, f.name) for f in fields(cls) if hasattr(ns, f.name)}
         values["models"] = tuple(Path(m) for m in values.get("models") or ())
+        values["inspect"] = tuple(Path(m) for m in values.get("inspect") or ())
         for name in ("parse_log", "console", "out_dir"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
@@ -65,6 +67,9 @@ class CompileConfig:
         if self.models and self.parse_only:
             raise UsageError("give models to compile, or --parse-log/--console to parse, "
                              "not both")
+        if self.inspect and (self.models or self.parse_only):
+            raise UsageError("--inspect reads compiled models on its own: give no models to "
+                             "compile and no --parse-log/--console with it")
         for name in ("num_segments", "timeout_sec", "min_runtime_version"):
             value = getattr(self, name)
             option = "--" + name.replace("_", "-")
@@ -118,6 +123,10 @@ def build_parser(prog: str = "python -m benchmark.compile",
                    help="do not run the compiler even when it is installed")
     p.add_argument("--json", action="store_true",
                    help="print each model's record as JSON instead of tables")
+    p.add_argument("--inspect", nargs="+", type=Path, metavar="FILE", default=(),
+                   help="read compiled *_edgetpu.tflite files: Edge TPU segments, ops left on "
+                        "the CPU, parameter caching (on-chip/off-chip bytes, co-compiled "
+                        "group), pipeline segment; nothing is compiled or written")
     return p
 
 

@@ -22,6 +22,7 @@ import dataclasses
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -199,6 +200,10 @@ def remove(stale: list[Stale]) -> list[Stale]:
             else:
                 s.path.unlink()
         except FileNotFoundError:
+            continue
+        except OSError as e:  # not ours to delete (another user's cache), read-only disk
+            print(f"cannot remove the stale temporary {s.path}: {e.strerror or e}",
+                  file=sys.stderr)
             continue
         removed.append(s)
     return removed

@@ -1,0 +1,82 @@
+"""Checks on output locations made before any work, so a run does not fail after minutes.
+
+An output folder must be a folder (or creatable: its nearest existing parent
+is a writable folder) on a file system with room for what will be written.
+Nothing is created here; a failure is one :class:`UsageError` naming the
+option and the path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from benchmark.errors import UsageError
+from benchmark.tempfiles import human
+
+#: Room kept free beyond the estimate (the report, JSON records, the file system's own use).
+MARGIN_BYTES = 16 * 1024 ** 2
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_dir(path: Path, *, option: str, need_bytes: int = 0) -> None:
+    """Refuse an output folder that cannot be written, before anything is written.
+
+    Parameters
+    ----------
+    path : Path
+        The folder to be written (created when missing).
+    option : str
+        The option that named it, e.g. ``"--out"``.
+    need_bytes : int
+        Estimated bytes the command will write there (:data:`MARGIN_BYTES` is
+        added).
+
+    Raises
+    ------
+    UsageError
+        When ``path`` is a file, a parent of it is a file, the nearest
+        existing folder is not writable (permissions or a read-only file
+        system), or the file system has less free space than needed.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: is a file, not a folder")
+    base = nearest_existing(path)
+    if not base.is_dir():
+        raise UsageError(f"{option} {path}: {base} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot write in {base} (permission denied or a "
+                         "read-only file system)")
+    free = shutil.disk_usage(base).free
+    if need_bytes and free < need_bytes + MARGIN_BYTES:
+        raise UsageError(f"{option} {path}: needs about {human(need_bytes + MARGIN_BYTES)}, "
+                         f"only {human(free)} free on the file system of {base}")
+
+
+def check_output_file(path: Path, *, option: str, need_bytes: int = 0) -> None:
+    """Like :func:`check_output_dir` for a file: its folder must be writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder, not a file")
+    check_output_dir(path.parent, option=option, need_bytes=need_bytes)
+
+
+def estimate_run_bytes(*, n_images: int, num_classes: int, n_variants: int) -> int:
+    """Bytes a run's split writes: float32 probabilities, labels, indices, confusion matrices.
+
+    Examples
+    --------
+    >>> estimate_run_bytes(n_images=1000, num_classes=10, n_variants=2)
+    113600
+    """
+    per_variant = n_images * (num_classes * 4 + 16) + num_classes * num_classes * 8
+    return n_variants * per_variant

@@ -75,6 +75,11 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
            "--data-dir ../shared/data/gtsrb --split all",
            ("metrics.csv",)),
     *_cifar_sources(),
+    Source("imagenet-sample-efficientnet-lite0",
+           "python -m benchmark.run --model efficientnet-lite0 --weights "
+           "\"$(python -m benchmark.models.efficientnet_lite)\" --dataset imagenet "
+           "--data-dir ../shared/data/imagenet-sample --split verification --device cpu",
+           ("metrics.csv",)),
 ]}
 
 
@@ -312,6 +317,12 @@ TABLES = {
     "cifar-verification": lambda: cifar_sweep("verification"),
     "cifar-full": lambda: cifar_sweep("full"),
     "cifar-sources": lambda: sources_table([s for s in SOURCES if s.startswith("cifar100-")]),
+    "effnet-accuracy": lambda: run_accuracy("imagenet-sample-efficientnet-lite0"),
+    "effnet-entropy": lambda: run_entropy("imagenet-sample-efficientnet-lite0"),
+    "effnet-calibration": lambda: run_calibration("imagenet-sample-efficientnet-lite0"),
+    "effnet-swaps": lambda: run_swaps("imagenet-sample-efficientnet-lite0"),
+    "imagenet-sample-sources": lambda: sources_table(
+        [s for s in SOURCES if s.startswith("imagenet-sample-")]),
 }
 
 _BLOCK = re.compile(r"(<!-- results-table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)"

@@ -23,17 +23,177 @@ def test_shellcheck_is_clean():
     assert r.returncode == 0, r.stdout
 
 
-def test_setup_dry_run_changes_nothing(tmp_path):
-    venv = tmp_path / "venv"
-    r = sh("tools/pi/setup.sh", "--dry-run", "--venv", venv)
+BOOKWORM = ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'
+            'VERSION_ID="12"\nVERSION_CODENAME=bookworm\nID=debian\n')
+NOBLE = ('PRETTY_NAME="Ubuntu 24.04.1 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\n'
+         'VERSION_CODENAME=noble\nID=ubuntu\n')
+JAMMY = NOBLE.replace("24.04", "22.04").replace("noble", "jammy")
+
+
+def stub(path, body):
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+class FakeHost:
+    """A fake machine for setup.sh: PATH stubs for uname, id, dpkg-query, getent, python,
+    an os-release file, a device-tree model and a boot folder (nothing real is touched)."""
+
+    def __init__(self, tmp_path, *, arch="aarch64", os_release=BOOKWORM, pyver="311",
+                 board="Raspberry Pi 5 Model B Rev 1.0", dpkg="", groups="pi", uid=1000):
+        self.root = tmp_path
+        bin_ = tmp_path / "bin"
+        bin_.mkdir(parents=True)
+        stub(bin_ / "uname", f'case "$1" in -m) echo {arch} ;; -r) echo 6.6.51+rpt-rpi-2712 ;; '
+                             '*) echo Linux ;; esac\n')
+        stub(bin_ / "id", f'case "$1" in -u) echo {uid} ;; -un) echo pi ;; -nG) echo "{groups}" ;;'
+                          ' esac\n')
+        # dpkg-query -W -f FORMAT PACKAGE: print "<version> ii" for the packages in $dpkg.
+        lines = "".join(f'[ "$4" = "{p}" ] && echo "{v} ii" && exit 0\n'
+                        for p, v in (x.split("=") for x in dpkg.split() if x))
+        stub(bin_ / "dpkg-query", lines + "exit 1\n")
+        stub(bin_ / "getent", "exit 2\n")
+        self.python = stub(bin_ / "python3", f'echo {pyver}\n')
+        (tmp_path / "os-release").write_text(os_release)
+        (tmp_path / "model").write_text(board + "\0")
+        boot = tmp_path / "boot"
+        boot.mkdir()
+        (boot / "config.txt").write_text("[all]\n")
+        (boot / "cmdline.txt").write_text("console=tty1 root=PARTUUID=1234 rootwait\n")
+        self.env = {"PATH": f"{bin_}:/usr/bin:/bin", "HOME": str(tmp_path / "home"),
+                    "EDGETPU_SETUP_OS_RELEASE": str(tmp_path / "os-release"),
+                    "EDGETPU_SETUP_DT_MODEL": str(tmp_path / "model"),
+                    "EDGETPU_SETUP_BOOT_DIR": str(boot)}
+
+    def setup(self, *args):
+        return sh("tools/pi/setup.sh", "--python", self.python, "--venv", self.root / "venv",
+                  *args, env=self.env)
+
+
+def test_setup_dry_run_on_bookworm_aarch64_shows_the_matched_pair(tmp_path):
+    host = FakeHost(tmp_path)
+    r = host.setup("--dry-run")
     assert r.returncode == 0, r.stderr
-    assert "apt-get install -y libedgetpu1-std" in r.stdout
-    assert f"{venv}/bin/python -m pip install" in r.stdout
-    assert not venv.exists()
-    r = sh("tools/pi/setup.sh", "--dry-run", "--max", "--venv", venv)
-    assert "libedgetpu1-max" in r.stdout
-    bad = sh("tools/pi/setup.sh", "--bogus")
+    out = r.stdout
+    assert "host: Debian GNU/Linux 12 (bookworm) aarch64, Raspberry Pi 5 Model B Rev 1.0, " \
+           "python 3.11" in out
+    assert "matched pair: libedgetpu1-std 16.0tf2.17.1-1 + tflite_runtime 2.17.1 (cp311)" in out
+    deb = "libedgetpu1-std_16.0tf2.17.1-1.bookworm_arm64.deb"
+    whl = "tflite_runtime-2.17.1-cp311-cp311-linux_aarch64.whl"
+    assert f"https://github.com/feranick/libedgetpu/releases/download/16.0TF2.17.1-1/{deb}" in out
+    assert f"https://github.com/feranick/TFlite-builds/releases/download/v2.17.1/{whl}" in out
+    assert f"+ sudo apt-get install -y {tmp_path}/home/.cache/edgetpu-bench/{deb}" in out
+    assert "+ sudo usermod -aG plugdev pi" in out
+    assert f"{tmp_path}/venv/bin/python -m pip install" in out and "numpy>=1.26,<2" in out
+    assert f"-m benchmark.backends.pairing --probe {tmp_path}/home/.cache/edgetpu-bench/" \
+           "mobilenet_v1_0.25_128_quant_edgetpu.tflite" in out
+    assert "-m benchmark.devices" in out
+    assert "PCIe" not in out
+    assert not (tmp_path / "venv").exists() and not (tmp_path / "home").exists()
+
+
+def test_setup_skips_what_is_done_and_replaces_a_mismatched_runtime(tmp_path):
+    done = FakeHost(tmp_path / "a", dpkg="libedgetpu1-std=16.0tf2.17.1-1", groups="pi plugdev")
+    r = done.setup("--dry-run")
+    assert "already installed: libedgetpu1-std 16.0tf2.17.1-1" in r.stdout
+    assert "pi is in plugdev" in r.stdout and ".deb" not in r.stdout.split("== USB")[1]
+    coral = FakeHost(tmp_path / "b", dpkg="libedgetpu1-std=16.0")
+    r = coral.setup("--dry-run", "--max")
+    assert "replacing" not in r.stdout  # -max is another package: apt replaces -std
+    assert "libedgetpu1-max_16.0tf2.17.1-1.bookworm_arm64.deb" in r.stdout
+    r = coral.setup("--dry-run")
+    assert "replacing libedgetpu1-std 16.0 (a libedgetpu built for another TFLite" in r.stdout
+
+
+def test_setup_on_x86_64_hosts(tmp_path):
+    deb = FakeHost(tmp_path / "d", arch="x86_64", board="").setup("--dry-run")
+    assert deb.returncode == 0
+    assert "libedgetpu1-std_16.0tf2.17.1-1.bookworm_amd64.deb" in deb.stdout
+    assert "tflite_runtime-2.17.1-cp311-cp311-linux_x86_64.whl" in deb.stdout
+    ubu = FakeHost(tmp_path / "u", arch="x86_64", os_release=NOBLE, pyver="312",
+                   board="").setup("--dry-run")
+    assert ubu.returncode == 0, ubu.stderr
+    assert "libedgetpu1-std_16.0tf2.17.1-1.ubuntu24.04_amd64.deb" in ubu.stdout
+    assert "tflite_runtime-2.17.1-cp312-cp312-linux_x86_64.whl" in ubu.stdout
+
+
+@pytest.mark.parametrize("kw, code, message", [
+    ({"arch": "x86_64", "os_release": JAMMY}, 2, "unsupported host: Ubuntu 22.04.1 LTS (x86_64)"),
+    ({"arch": "armv7l"}, 2, "unsupported host: Debian GNU/Linux 12 (bookworm) (armv7l)"),
+    ({"arch": "aarch64", "os_release": NOBLE}, 2, "unsupported host: Ubuntu 24.04.1 LTS (aarch64)"),
+    ({"pyver": "39"}, 2, "is Python 3.9: tflite_runtime 2.17.1 wheels"),
+])
+def test_setup_refuses_hosts_without_a_matched_pair(tmp_path, kw, code, message):
+    r = FakeHost(tmp_path, **kw).setup("--dry-run")
+    assert r.returncode == code and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_setup_options(tmp_path):
+    host = FakeHost(tmp_path)
+    bad = host.setup("--bogus")
     assert bad.returncode == 2 and "unknown option --bogus" in bad.stderr
+    missing = sh("tools/pi/setup.sh", "--dry-run", "--python", tmp_path / "nopython",
+                 env=host.env)
+    assert missing.returncode == 3 and "nopython not found" in missing.stderr
+    r = host.setup("--dry-run", "--no-probe")
+    assert "--probe" not in r.stdout and "-m benchmark.backends.pairing" in r.stdout
+    model = tmp_path / "m_edgetpu.tflite"
+    model.write_bytes(b"x")
+    r = host.setup("--dry-run", "--probe-model", model)
+    assert f"-m benchmark.backends.pairing --probe {model}" in r.stdout
+    assert "test_data" not in r.stdout
+    r = host.setup("--dry-run", "--probe-model", tmp_path / "absent.tflite")
+    assert r.returncode == 3 and "absent.tflite: no such file" in r.stderr
+    help_ = sh("tools/pi/setup.sh", "--help")
+    assert help_.returncode == 0 and "--pcie" in help_.stdout and "set -euo" not in help_.stdout
+
+
+def test_setup_pcie_on_a_pi5_shows_driver_group_and_boot_settings(tmp_path):
+    host = FakeHost(tmp_path)
+    boot = tmp_path / "boot"
+    before = (boot / "config.txt").read_text(), (boot / "cmdline.txt").read_text()
+    r = host.setup("--dry-run", "--pcie")
+    out = r.stdout
+    assert r.returncode == 0, r.stderr
+    assert "gasket-driver/releases/download/1.0-18.2/gasket-dkms_1.0-18.2_all.deb" in out
+    assert "sudo apt-get install -y dkms linux-headers-6.6.51+rpt-rpi-2712" in out
+    assert "SUBSYSTEM==\"apex\", MODE=\"0660\", GROUP=\"apex\"" in out
+    assert "+ sudo groupadd apex" in out and "+ sudo usermod -aG apex pi" in out
+    for line in ("kernel=kernel8.img", "dtparam=pciex1", "dtparam=pciex1_gen=2"):
+        assert f"+ echo {line} | sudo tee -a {boot}/config.txt" in out
+    assert f"sed -i 1 s/$/ pcie_aspm=off/ {boot}/cmdline.txt" in out
+    assert ((boot / "config.txt").read_text(), (boot / "cmdline.txt").read_text()) == before
+    (boot / "config.txt").write_text("kernel=kernel8.img\ndtparam=pciex1\n")
+    r = host.setup("--dry-run", "--pcie")
+    assert f"already in {boot}/config.txt: kernel=kernel8.img" in r.stdout
+    assert "+ echo dtparam=pciex1_gen=2" in r.stdout
+    pi4 = FakeHost(tmp_path / "pi4", board="Raspberry Pi 4 Model B Rev 1.4").setup(
+        "--dry-run", "--pcie")
+    assert "groupadd apex" in pi4.stdout and "config.txt" not in pi4.stdout
+
+
+def test_setup_check_failure_exits_4(tmp_path):
+    """Not a dry run: everything is installed already, so only pip (stubbed) and the checks
+    run; the pairing check failing (as for a known-bad pair) ends the script with exit 4."""
+    host = FakeHost(tmp_path, dpkg="libedgetpu1-std=16.0tf2.17.1-1", groups="pi plugdev")
+    venv_py = tmp_path / "venv" / "bin" / "python"
+    venv_py.parent.mkdir(parents=True)
+    log = tmp_path / "calls.log"
+    stub(venv_py, f'echo "$@" >> {log}\n'
+                  'case "$*" in *benchmark.backends.pairing*) echo "benchmark.backends.pairing: '
+                  'error: refusing to load the Edge TPU delegate" >&2; exit 4 ;; esac\n')
+    model = tmp_path / "m_edgetpu.tflite"
+    model.write_bytes(b"x")
+    r = host.setup("--probe-model", model)
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "CHECK FAILED: runtime pairing (exit 4)" in r.stdout
+    assert f"CHECK FAILED: delegate on {model} (exit 4)" in r.stdout
+    calls = log.read_text().splitlines()
+    assert calls[-3:] == ["-m benchmark.backends.pairing", "-m benchmark.devices",
+                          f"-m benchmark.backends.pairing --probe {model}"]
+    assert any("tflite_runtime-2.17.1-cp311-cp311-linux_aarch64.whl" in c for c in calls)
 
 
 def test_run_benchmark_on_cpu_packs_an_archive(tmp_path):

@@ -50,7 +50,7 @@ PROBE_NAME=mobilenet_v1_0.25_128_quant_edgetpu.tflite
 PROBE_URL=https://github.com/google-coral/test_data/raw/master/$PROBE_NAME
 PROBE_SHA256=a4cb1e493346542248687939fbd7421ab92d74c58b1f0a0018b8f1bdddfcef7e
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "setup.sh: error: $2" >&2; exit "$1"; }
 
 while [ $# -gt 0 ]; do

@@ -345,3 +345,51 @@ def _run_pool(plan, dataset, indices: np.ndarray, preprocess, logits, settings: 
     info = dict(info, num_threads=plan.workers * plan.threads)
     labels = np.asarray(dataset.labels)[indices].astype(np.int64)
     return Predictions(probs=probs, labels=labels, index=indices, seconds=seconds), info
+
+
+def seen_unseen(p: Predictions, fit_rows: np.ndarray, validation_rows: np.ndarray) -> dict:
+    """Accuracy on the evaluated images the model was fitted on, held out for validation, or
+    never used in training (``seen``, ``validation``, ``unseen``), each with n and a Wilson
+    interval. ``p.index`` are dataset rows, as the training rows are."""
+    from benchmark.metrics.classification import wilson_interval
+    seen = np.isin(p.index, fit_rows)
+    val = np.isin(p.index, validation_rows) & ~seen
+    right = p.probs.argmax(axis=1) == p.labels
+    out = {}
+    for name, mask in (("seen", seen), ("validation", val), ("unseen", ~(seen | val))):
+        n, c = int(mask.sum()), int(right[mask].sum())
+        lo, hi = wilson_interval(c, n)
+        out[name] = {"n": n, "n_correct": c, "accuracy": c / n if n else float("nan"),
+                     "accuracy_interval": {"low": lo, "high": hi, "confidence": 0.95,
+                                           "method": "wilson"}}
+    return out
+
+
+def split_metrics(results: dict[str, VariantResult], ds, train_meta: dict) -> dict:
+    """Split-level metrics of a run, added to the split's record (and to each variant's).
+
+    - ``training_rows``: how the model's training images were established
+      (:func:`benchmark.trainsplit.training_rows`), and each variant's summary
+      gets ``training_seen`` (:func:`seen_unseen`) when they were;
+    - ``recall_change``: per class, each quantized variant's recall minus its
+      float reference's, with the class's n (:func:`~benchmark.metrics.recall_change`).
+    """
+    from benchmark.metrics import recall_change
+    from benchmark.trainsplit import training_rows
+    rows, how = training_rows(ds, train_meta)
+    out: dict = {"training_rows": {"known": rows is not None, "how": how}}
+    for r in results.values():
+        if rows is not None:
+            r.summary["training_seen"] = seen_unseen(r.predictions, rows.fit, rows.validation)
+    ref = results.get("float")
+    quantized = [v for v, r in results.items() if r.variant.quantized]
+    if ref is not None and quantized:
+        t = ref.predictions.labels
+        out["recall_change"] = {"reference": "float"}
+        for v in quantized:
+            q = results[v].predictions
+            if not np.array_equal(q.index, ref.predictions.index):
+                continue
+            out["recall_change"][v] = recall_change(t, ref.predictions.probs.argmax(1),
+                                                    q.probs.argmax(1), num_classes=ds.num_classes)
+    return out

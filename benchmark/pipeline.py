@@ -242,8 +242,10 @@ def run_split(plan: RunPlan, sp: SplitPlan, writer: RunWriter, log: Log) -> Spli
     variants = _sweep_models(writer, sp.split, plan.entry.name, art, variants)
     results, notes = _evaluate_all(cfg, plan, sp.split, ds, eval_idx, variants, log)
     comparison = compare_variants(results, seed=cfg.seed)
+    extra = evaluate.split_metrics(results, ds, meta)   # before the variant records are made
     record = _split_record(cfg, plan, sp.split, ds, art, meta,
                            (int(train_idx.size), int(eval_idx.size)), results, comparison, notes)
+    record.update(extra)
     d = writer.write_split(record, {v: r.arrays() for v, r in results.items()})
     return SplitResult(split=sp.split, record=record, variants=results,
                        comparison=comparison, dir=d)

@@ -149,6 +149,54 @@ class CalibrationRecord(TypedDict):
     accuracy: float
     gap: float
     reliability: dict
+    nll_zero_true: int      # images whose output for the true class is exactly 0
+    nll_floor: float        # p floor of nll: half the output step (int8), else 1e-12
+
+
+class AverageRecord(TypedDict):
+    """A macro or weighted average over classes (`per_class.macro_avg`, `.weighted_avg`)."""
+
+    precision: float
+    recall: float
+    f1: float
+
+
+class PerClassRecord(TypedDict):
+    """Per-class precision, recall, F1, support in class order (scikit-learn's definitions)."""
+
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    support: list[int]
+    macro_avg: AverageRecord
+    weighted_avg: AverageRecord
+    zero_division: float
+
+
+class SeenRecord(TypedDict):
+    """Accuracy on one part of the evaluated images (`training_seen.seen` ...)."""
+
+    n: int
+    n_correct: int
+    accuracy: float
+    accuracy_interval: Interval
+
+
+class TrainingSeenRecord(TypedDict):
+    """Images the model was fitted on, held out for validation, never used (`training_seen`)."""
+
+    seen: SeenRecord
+    validation: SeenRecord
+    unseen: SeenRecord
+
+
+class RecallChangeRecord(TypedDict):
+    """Per class: n, reference and quantized recall, change (`recall_change[<name>]`)."""
+
+    n: list[int]
+    reference: list[float | None]
+    quantized: list[float | None]
+    change: list[float | None]
 
 
 class LatencyRecord(TypedDict, total=False):
@@ -192,6 +240,9 @@ class VariantRecord(TypedDict, total=False):
     latency: LatencyRecord
     cached: bool            # predictions reused from the prediction cache (original timings)
     same_model_as: str      # byte-identical to that variant's model, evaluated once
+    top5_accuracy: float    # with >= 10 classes
+    per_class: PerClassRecord
+    training_seen: TrainingSeenRecord   # when the model's training images are known
 
 
 class AgreementRecord(TypedDict):
@@ -260,10 +311,13 @@ class SplitRecord(TypedDict, total=False):
     swaps: dict
     attribution: AttributionRecord
     device_resolved: str
+    training_rows: dict     # {known, how}: were the model's training images established
+    recall_change: dict     # reference, and a RecallChangeRecord per quantized variant
 
 
 RECORDS = (SplitRecord, VariantRecord, SwapRecord, AgreementRecord, AttributionRecord,
-           LatencyRecord, CalibrationRecord, CalibrationImages, Histogram, Interval)
+           LatencyRecord, CalibrationRecord, CalibrationImages, Histogram, Interval,
+           PerClassRecord, AverageRecord, TrainingSeenRecord, SeenRecord, RecallChangeRecord)
 
 
 def run_header(config: dict, environment: dict) -> dict:
@@ -299,12 +353,42 @@ def variant_rows(split: str, variant: str, m: VariantRecord) -> list[list]:
     return rows
 
 
+def class_rows(split: str, variant: str, m: VariantRecord, names: list[str]) -> list[list]:
+    """Issue #12 metrics of one variant: top-5, NLL zeros, seen/unseen, averages, per class.
+
+    Per-class metric names are ``<metric>[<class name>]``. Absent from runs
+    written before these metrics (nothing is made up for them).
+    """
+    rows = [[split, variant, "top5_accuracy", m["top5_accuracy"]]] \
+        if "top5_accuracy" in m else []
+    cal = m.get("calibration", {})
+    rows += [[split, variant, f"calibration_{k}", cal[k]] for k in ("nll_zero_true", "nll_floor")
+             if k in cal]
+    for part, s in m.get("training_seen", {}).items():
+        rows += [[split, variant, f"{part}_accuracy", s["accuracy"]],
+                 [split, variant, f"{part}_n", s["n"]]]
+    pc = m.get("per_class")
+    if pc:
+        for avg in ("macro_avg", "weighted_avg"):
+            rows += [[split, variant, f"{avg}_{k}", pc[avg][k]]
+                     for k in ("precision", "recall", "f1")]
+        for k in ("precision", "recall", "f1", "support"):
+            rows += [[split, variant, f"{k}[{n}]", x] for n, x in zip(names, pc[k])]
+    return rows
+
+
 def metrics_rows(record: SplitRecord) -> list[list]:
     """Every metrics.csv row of one split, flattened from its record."""
     split = record["split"]
+    names = [str(n) for n in record["class_names"]]
     rows = []
     for v, m in record["variants"].items():
         rows += variant_rows(split, v, m)
+        rows += class_rows(split, v, m, names)
+    for v, rc in record.get("recall_change", {}).items():
+        if v != "reference":
+            rows += [[split, v, f"recall_change[{n}]", "" if x is None else x]
+                     for n, x in zip(names, rc["change"])]
     for v, sw in record.get("swaps", {}).items():
         if v == "reference":
             continue

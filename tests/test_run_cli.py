@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from benchmark.metrics import agreement, classification_summary, confusion_matrix
-from benchmark.metrics.calibration import calibration_summary
+from benchmark.metrics import (agreement, classification_summary, confusion_matrix,
+                               per_class_report)
+from benchmark.metrics.calibration import calibration_summary, negative_log_likelihood
 from benchmark.metrics.swaps import swap_summary
 from benchmark.rundir import metrics_rows, read_run
 from conftest import ROOT, load_predictions, read_results, run_cli
@@ -65,7 +66,17 @@ def _check_run_dir(d, split, variants=("float", "int8")):
         for key, val in again.items():
             assert m[key] == pytest.approx(val, nan_ok=True) if not isinstance(val, dict) \
                 else m[key] == val, key
-        assert m["calibration"] == calibration_summary(p["probs"], p["labels"], n_bins=15)
+        cal = dict(m["calibration"])
+        floor, zeros = cal.pop("nll_floor"), cal.pop("nll_zero_true")
+        p_true = p["probs"][np.arange(p["labels"].size), p["labels"]]
+        assert zeros == int(np.sum(p_true == 0))
+        # int8 outputs: p floored at half the output step (1/256 for the softmax), not 1e-12
+        assert floor == (1e-12 if v == "float" else 1 / 512)
+        ref = calibration_summary(p["probs"], p["labels"], n_bins=15)
+        ref["nll"] = negative_log_likelihood(p["probs"], p["labels"], eps=floor)
+        assert cal == ref
+        assert m["per_class"] == per_class_report(p["labels"], p["probs"].argmax(1),
+                                                  num_classes=k)
         cm = confusion_matrix(p["labels"], p["probs"].argmax(1), num_classes=k)
         np.testing.assert_array_equal(cm, read_run(d).splits[split].confusion(v))
         preds[v] = p

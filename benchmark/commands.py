@@ -33,6 +33,7 @@ COMMANDS: Registry = Registry("command", builtins={
     "modelcard": "benchmark.modelcard:main",
     "study": "benchmark.study.cli:main",
     "clean": "benchmark.clean:main",
+    "diagnose": "benchmark.diagnose.cli:main",
 })
 
 #: One line per command for the listing (no module is imported to print it).
@@ -47,6 +48,7 @@ SUMMARIES = {
     "modelcard": "write MODEL_CARD.md for shipped artifacts",
     "study": "run a matrix of models x data x variants x devices (local pool or Ray)",
     "clean": "remove temporaries that killed runs left in the caches",
+    "diagnose": "explain an int8 drop: saturation, per-layer error, calibration, verdict",
 }
 
 

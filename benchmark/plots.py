@@ -352,3 +352,63 @@ def bit_sweep(bits, swapped_pct, delta_error_pct, ratio):
     right.invert_xaxis()
     _title(right, "share of swaps that became new errors")
     return fig
+
+
+def _short(names, width: int = 28) -> list[str]:
+    return [n if len(n) <= width else "…" + n[-(width - 1):] for n in names]
+
+
+def diagnose_saturation(names, eval_pct, calibration_pct):
+    """% of each tensor's values saturating on the eval and the calibration images."""
+    fig, (ax,) = _figure(9.0, 3.8, left=0.8, bottom=2.0)
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, eval_pct, width=0.4, label="eval")
+    ax.bar(x + 0.2, calibration_pct, width=0.4, label="calibration")
+    ax.set_xticks(x, _short(names), rotation=70, ha="right", fontsize=7)
+    ax.set_ylabel("% of values saturated")
+    ax.legend()
+    _title(ax, "saturation per tensor (float values outside the int8 range)")
+    return fig
+
+
+def diagnose_histograms(hists: dict, *, cols: int = 4):
+    """int8 value histograms per tensor (eval and calibration); the grid's limits are the
+    axes' ends (``-128``/``127``), marked in red. ``hists``: name -> (eval, calibration)."""
+    from matplotlib.figure import Figure
+    rows = max(1, -(-len(hists) // cols))
+    fig = Figure(figsize=(3.0 * cols, 2.0 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    _margins(fig, left=0.4, right=0.2, bottom=0.4, top=0.3, wspace=0.4, hspace=0.55,
+             ncols=cols, nrows=rows)
+    x = np.arange(256)
+    for ax, (name, (ev, cal)) in zip(axes, hists.items()):
+        for h, label in ((ev, "eval"), (cal, "calibration")):
+            h = np.asarray(h, float)
+            if h.sum():
+                ax.step(x, h / h.sum(), where="mid", label=label, lw=0.8)
+        ax.axvline(0, color="red", lw=0.8)
+        ax.axvline(255, color="red", lw=0.8)
+        ax.set_yscale("log")
+        _log(ax.yaxis)
+        ax.set_title(_short([name], 36)[0], fontsize=7, y=1.0)
+        ax.tick_params(labelsize=6)
+    for ax in axes[len(hists):]:
+        ax.set_visible(False)
+    if hists:
+        axes[0].legend(fontsize=6)
+    return fig
+
+
+def diagnose_layer_error(names, layer_db, accumulated_db):
+    """SQNR (dB) per tensor: the op's own (layer) error and the accumulated error."""
+    fig, (ax,) = _figure(9.0, 3.8, left=0.8, bottom=2.0)
+    x = np.arange(len(names))
+    for vals, label, marker in ((layer_db, "layer (op on int8 inputs)", "o"),
+                                (accumulated_db, "accumulated (float model)", "s")):
+        v = np.array([np.nan if d is None or not np.isfinite(d) else d for d in vals], float)
+        ax.plot(x, v, marker=marker, label=label)
+    ax.set_xticks(x, _short(names), rotation=70, ha="right", fontsize=7)
+    ax.set_ylabel("SQNR (dB)")
+    ax.legend()
+    _title(ax, "per-layer error, float vs int8")
+    return fig

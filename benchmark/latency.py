@@ -1,8 +1,14 @@
 """Latency of one model on one device: ``python -m benchmark.latency MODEL``.
 
-The first ``invoke()`` is timed on its own (on the Edge TPU it includes
-loading the parameters into the device), then ``--warmup`` untimed runs, then
-``--runs`` timed invokes on a fixed random input in the model's own dtype.
+Opening the model (on the Edge TPU: loading the delegate and allocating the
+model) is timed first, then the first ``invoke()`` on its own (cold: on the
+Edge TPU it uploads the parameters into the device), then ``--warmup``
+untimed runs, then ``--runs`` timed invokes on a fixed random input in the
+model's own dtype. The record keeps std and max next to the mean, the host's
+CPU governor, temperatures and load before and after, and a ``warning`` when
+other processes used the CPU while timing. On the Edge TPU it also holds the
+device's USB link speed and, when the compiler's output is beside the model,
+its on-chip / off-chip parameter figures.
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ def time_first_invoke(backend, *, seed: int = 0) -> float:
     -------
     float
     """
+    if hasattr(backend, "time_first_invoke"):   # a backend in a child process
+        return backend.time_first_invoke(seed=seed)
     _set_random_input(backend, seed)
     return _timed_invoke_ms(backend.interpreter)
 
@@ -115,17 +123,29 @@ def measure_latency(backend, *, runs: int = 100, warmup: int = 10, seed: int = 0
         When ``runs < 1`` or ``warmup < 0``.
     """
     _check_counts(runs, warmup)
+    if hasattr(backend, "measure_latency"):     # a backend in a child process
+        return backend.measure_latency(runs=runs, warmup=warmup, seed=seed,
+                                       first_invoke_ms=first_invoke_ms)
+    from benchmark import hoststate
     it = backend.interpreter
     _set_random_input(backend, seed)
     if first_invoke_ms is None:
         first_invoke_ms = _timed_invoke_ms(it)
     for _ in range(warmup):
         it.invoke()
+    before = hoststate.snapshot()
     samples = np.empty(runs)
     for i in range(runs):
         samples[i] = _timed_invoke_ms(it)
-    return dict(latency_stats(samples), first_invoke_ms=float(first_invoke_ms), warmup=warmup,
-                samples_ms=[round(float(s), 6) for s in samples])
+    after = hoststate.snapshot()
+    out = dict(latency_stats(samples), first_invoke_ms=float(first_invoke_ms), warmup=warmup,
+               samples_ms=[round(float(s), 6) for s in samples],
+               host={"before": before.record(), "after": after.record()})
+    out.update(getattr(backend, "open_ms", None) or {})
+    warning = hoststate.busy_warning(before, after)
+    if warning:
+        out["warning"] = warning
+    return out
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 from benchmark import evaluate
 from benchmark.compare import Comparison, compare_variants
 from benchmark.config import RunConfig
-from benchmark.errors import BackendUnavailable, DataError
+from benchmark.errors import BackendUnavailable, BenchError, DataError
 from benchmark.evaluate import EvalSettings, VariantResult
 from benchmark.plan import RunPlan, SplitPlan, plan_run
 from benchmark.predcache import EvalContext, PredictionCache, cache_dir
@@ -128,8 +128,8 @@ def _eval_settings(cfg: RunConfig) -> EvalSettings:
 
 
 def _evaluate_one(cfg: RunConfig, ctx: EvalContext, cache: PredictionCache | None, v: Variant,
-                  sha: str | None, ds, split: str, log: Log) -> tuple[VariantResult | None, bool]:
-    """``(result, served from the cache)``; ``(None, False)`` when ``auto`` skips the Edge TPU.
+                  sha: str | None, ds, split: str, log: Log) -> tuple[VariantResult, bool]:
+    """``(result, served from the cache)``.
 
     CPU variants are looked up in the prediction cache unless it is off or this
     is a latency run; fresh CPU results are stored in it.
@@ -139,15 +139,8 @@ def _evaluate_one(cfg: RunConfig, ctx: EvalContext, cache: PredictionCache | Non
         r = cache.load(desc, v, ds, ctx.indices, ctx.settings)
         if r is not None:
             return r, True
-    try:
-        r = evaluate.evaluate_variant(v, ds, ctx.indices, preprocess=ctx.preprocess,
-                                      logits=ctx.logits, settings=ctx.settings)
-    except BackendUnavailable as e:
-        if cfg.device != "auto" or v.device != "edgetpu":
-            raise
-        if log:
-            log(f"[{split}] auto: skipping the Edge TPU ({e})")
-        return None, False
+    r = evaluate.evaluate_variant(v, ds, ctx.indices, preprocess=ctx.preprocess,
+                                  logits=ctx.logits, settings=ctx.settings)
     if desc is not None:
         cache.store(desc, r)
     return r, False
@@ -163,12 +156,28 @@ def _log_result(split: str, r: VariantResult, note: dict, log: Log) -> None:
         f"accuracy {r.summary['accuracy']:.4f}, {p.images_per_second:.0f} img/s{lat}{how}")
 
 
+def _tpu_failure(cfg: RunConfig, split: str, v: Variant, e: BenchError, log: Log) -> dict:
+    """The note of an Edge TPU variant that failed (crash, hang, delegate error, not compiled).
+
+    The other variants go on; ``auto`` falls back to the CPU, ``edgetpu`` ends
+    the run with the error after the CPU results are written (:func:`execute`).
+    Says so on stdout.
+    """
+    fallback = cfg.device == "auto"
+    if log:
+        print(f"[{split}] {v.name}: {e}; " + ("auto: falling back to the CPU (this run has no "
+              "Edge TPU results)" if fallback else "the CPU variants' results are kept"),
+              flush=True)
+    return {"error": str(e), "exit_code": e.exit_code, "fallback": "cpu" if fallback else None}
+
+
 def _evaluate_all(cfg: RunConfig, plan: RunPlan, split: str, ds, eval_idx,
                   variants: list[Variant], log: Log) -> tuple[dict[str, VariantResult], dict]:
     """Every variant's result, and notes for its record (``same_model_as``, ``cached``).
 
     A variant whose model bytes and device equal an earlier one's is not
     evaluated again: it gets that variant's predictions under its own name.
+    An Edge TPU variant that fails has a note (:func:`_tpu_failure`) and no result.
     """
     entry = plan.entry
     ctx = EvalContext(ds.meta.get("cache_key"), np.asarray(eval_idx, np.int64),
@@ -190,8 +199,12 @@ def _evaluate_all(cfg: RunConfig, plan: RunPlan, split: str, ds, eval_idx,
                 log(f"[{split}] {v.name:12s} is byte-identical to {same} (sha256 {sha[:12]}): "
                     "evaluated once, reported under both names")
             continue
-        r, cached = _evaluate_one(cfg, ctx, cache, v, sha, ds, split, log)
-        if r is None:
+        try:
+            r, cached = _evaluate_one(cfg, ctx, cache, v, sha, ds, split, log)
+        except BenchError as e:
+            if v.device != "edgetpu":
+                raise
+            notes[v.name] = _tpu_failure(cfg, split, v, e, log)
             continue
         results[v.name], notes[v.name] = r, ({"cached": True} if cached else {})
         if sha is not None:
@@ -221,6 +234,10 @@ def _split_record(cfg: RunConfig, plan: RunPlan, split: str, ds, art: Path, meta
         rec["act_observer"] = read_convert_meta(art / "convert_meta.json").observer
     rec.update(comparison.record())
     rec["device_resolved"] = plan.device
+    failed = [dict(n, variant=v) for v, n in notes.items() if v not in results and "error" in n]
+    if failed:   # the Edge TPU failed: say so, and what the run fell back to
+        rec["edgetpu_failure"] = failed[0]
+        rec["device_resolved"] = failed[0]["fallback"] or plan.device
     return rec
 
 
@@ -265,7 +282,18 @@ def execute(plan: RunPlan, log: Log = None) -> RunResult:
         for sp in plan.splits:
             result.splits[sp.split] = run_split(plan, sp, writer, log)
         writer.finish()
+    _raise_tpu_failure(result)
     return result
+
+
+def _raise_tpu_failure(result: RunResult) -> None:
+    """``--device edgetpu`` and the Edge TPU failed: its error, once the CPU results are written."""
+    for sr in result.splits.values():
+        f = sr.record.get("edgetpu_failure")
+        if f and not f["fallback"]:
+            from benchmark.errors import UsageError
+            cls = {2: UsageError, 3: DataError}.get(f["exit_code"], BackendUnavailable)
+            raise cls(f"{f['error']} (the CPU variants' results are in {result.out})")
 
 
 def plan_fingerprint(plan: RunPlan) -> str:

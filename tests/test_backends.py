@@ -49,8 +49,11 @@ def test_missing_libedgetpu_names_the_missing_piece(monkeypatch):
 
 
 def test_delegate_failure_means_no_device(monkeypatch, tmp_path):
+    from benchmark.backends.fake import make_fake_compiled
+    from conftest import ROOT
     model = tmp_path / "m_int8_edgetpu.tflite"
-    model.write_bytes(b"\0" * 16)
+    make_fake_compiled(ROOT / "models" / "signnet" / "verification" / "signnet_int8.tflite",
+                       model)
 
     def failing_load_delegate(lib, options):
         raise ValueError("Failed to load delegate from libedgetpu.so.1\n")

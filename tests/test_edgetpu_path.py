@@ -1,9 +1,12 @@
 """The Edge TPU code path end to end with a fake delegate (no Coral needed).
 
-The fake: the delegate library is "found", ``load_delegate`` returns a token,
-and the interpreter ignores the delegate, so the ``*_edgetpu.tflite`` (here a
-copy of the int8 model) runs on the CPU kernels. Everything else is the real
-code: library check, delegate options, backend, evaluation, attribution.
+The fake (tests/edgetpu_fakes.py): the delegate library is "found", the Edge
+TPU child process opens :class:`benchmark.backends.fake.FakeEdgeTPUBackend`
+(the real EdgeTPUBackend code with a fake ``load_delegate``), and the
+compiled model really holds an ``edgetpu-custom-op`` node whose options carry
+the int8 model, which the fake delegate runs on the CPU kernels. Everything
+else is the real code: library check, proof that the model is compiled,
+delegate options, child process, evaluation, attribution.
 """
 
 import shutil
@@ -15,36 +18,12 @@ from benchmark.backends import edgetpu, runtime
 from benchmark.config import make_config
 from benchmark.run import run
 from conftest import ROOT, load_predictions, read_results
+from edgetpu_fakes import models_with_compiled, use_fake_edgetpu  # noqa: F401 (fixture)
 
 
 @pytest.fixture
 def fake_edgetpu(monkeypatch):
-    calls = []
-    real = runtime.find_runtime()
-
-    class FakeDelegateInterpreter(real.Interpreter):
-        def __init__(self, *a, experimental_delegates=None, **kw):
-            assert experimental_delegates == ["fake-delegate"]
-            super().__init__(*a, **kw)
-
-    def load_delegate(lib, options):
-        calls.append((lib, options))
-        return "fake-delegate"
-
-    fake = runtime.Runtime("fake-litert", "0", FakeDelegateInterpreter, load_delegate)
-    monkeypatch.setattr(edgetpu, "find_delegate_library", lambda system=None: "libedgetpu.so.1")
-    monkeypatch.setattr(edgetpu, "find_runtime", lambda prefer=None: fake)
-    return calls
-
-
-@pytest.fixture
-def models_with_compiled(tmp_path):
-    root = tmp_path / "models"
-    src = ROOT / "models" / "signnet" / "verification"
-    dst = root / "signnet" / "verification"
-    shutil.copytree(src, dst)
-    shutil.copy(dst / "signnet_int8.tflite", dst / "signnet_int8_edgetpu.tflite")
-    return root
+    use_fake_edgetpu(monkeypatch)
 
 
 @pytest.mark.parametrize("device", ["edgetpu", "auto"])
@@ -53,19 +32,23 @@ def test_edgetpu_path_end_to_end(fake_edgetpu, models_with_compiled, tmp_path, d
                        "model_dir": str(models_with_compiled), "out": str(tmp_path / "run"),
                        "edgetpu_device": "usb:0", "latency": 5})
     out, results = run(cfg, quiet=True)
-    assert fake_edgetpu == [("libedgetpu.so.1", {"device": "usb:0"})]
     res = read_results(out)
     assert res["device_resolved"] == "edgetpu"
     assert set(res["variants"]) == {"float", "int8", "int8-edgetpu"}
     tpu = res["variants"]["int8-edgetpu"]
     assert tpu["device"] == "edgetpu" and tpu["runtime"]["device"] == "usb:0"
+    assert tpu["runtime"]["delegate_options"] == {"device": "usb:0"}
+    assert tpu["runtime"]["isolation"] == "child process"
+    proof = tpu["runtime"]["tpu"]
+    assert proof["edgetpu_custom_ops"] == 1 and proof["tpu_segments"] == 1
+    assert proof["cpu_ops"] == [] and proof["ops_delegated"] == 14
     assert tpu["model_file"].endswith("signnet_int8_edgetpu.tflite")
     assert tpu["latency"]["n"] == 5
     att = res["attribution"]
-    # the fake runs the same int8 kernels, so CPU and "TPU" must agree exactly
+    # this fake runs the same int8 kernels unperturbed (test_attribution perturbs them)
     assert att["int8_cpu_vs_edgetpu"]["top1"] == 1.0
-    assert att["int8_cpu_vs_edgetpu"]["max_abs_prob_diff"] == 0.0
-    assert att["device_delta"] == 0.0
+    assert att["int8_cpu_vs_edgetpu"]["lsb"]["max_lsb"] == 0
+    assert att["device_delta"] == 0.0 and att["device_change"]["mcnemar_p"] == 1.0
     assert "int8-edgetpu" in res["swaps"]
     a = load_predictions(out, "int8")["probs"]
     b = load_predictions(out, "int8-edgetpu")["probs"]
@@ -82,22 +65,35 @@ def test_auto_without_runtime_uses_the_cpu(monkeypatch, tmp_path):
 
 
 def test_auto_with_runtime_but_no_device_falls_back(monkeypatch, models_with_compiled, tmp_path):
-    def failing(lib, options):
-        raise ValueError("Failed to load delegate from libedgetpu.so.1")
-
-    rt = runtime.find_runtime()
-    monkeypatch.setattr(edgetpu, "find_delegate_library", lambda system=None: "libedgetpu.so.1")
-    monkeypatch.setattr(edgetpu, "find_runtime", lambda prefer=None: runtime.Runtime(
-        "fake", "0", rt.Interpreter, failing))
+    use_fake_edgetpu(monkeypatch, fail="no-device", fail_at="delegate")
     cfg = make_config({"device": "auto", "split": "verification", "limit": 20,
                        "model_dir": str(models_with_compiled), "out": str(tmp_path / "run")})
     out, _ = run(cfg, quiet=True)
     res = read_results(out)
     assert set(res["variants"]) == {"float", "int8"}
+    assert "Failed to load delegate" in res["edgetpu_failure"]["error"]
     with pytest.raises(Exception, match="no Edge TPU device found"):
         run(make_config({"device": "edgetpu", "split": "verification", "limit": 20,
                          "model_dir": str(models_with_compiled),
                          "out": str(tmp_path / "run2")}), quiet=True)
+    assert set(read_results(tmp_path / "run2")["variants"]) == {"float", "int8"}
+
+
+def test_renamed_cpu_model_is_refused(fake_edgetpu, tmp_path, capsys):
+    """A CPU int8 model renamed to *_edgetpu.tflite would run on the CPU: refused, one line
+    (by the backend itself, and by the run before anything is evaluated)."""
+    from benchmark.commands import main
+    root = tmp_path / "models"
+    dst = root / "signnet" / "verification"
+    shutil.copytree(ROOT / "models" / "signnet" / "verification", dst)
+    shutil.copy(dst / "signnet_int8.tflite", dst / "signnet_int8_edgetpu.tflite")
+    with pytest.raises(edgetpu.NotCompiledError, match="no edgetpu-custom-op node"):
+        edgetpu.EdgeTPUBackend(dst / "signnet_int8_edgetpu.tflite", library="libedgetpu.so.1")
+    rc = main(["run", "--device", "edgetpu", "--split", "verification", "--limit", "10",
+               "--model-dir", str(root), "--out", str(tmp_path / "run"), "--quiet",
+               "--no-report"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 3 and len(err) == 1 and "edgetpu-custom-op" in err[0], err
 
 
 @pytest.mark.edgetpu
@@ -117,16 +113,17 @@ def test_auto_without_compiled_model_uses_the_cpu(fake_edgetpu, tmp_path):
                        "out": str(tmp_path / "run")})
     out, _ = run(cfg, quiet=True)
     res = read_results(out)
-    assert set(res["variants"]) == {"float", "int8"} and fake_edgetpu == []
+    assert set(res["variants"]) == {"float", "int8"} and "edgetpu_failure" not in res
 
 
 def test_pycoral_make_interpreter_is_used_when_installed(monkeypatch, models_with_compiled):
     calls = []
     real = runtime.find_runtime()
+    cpu_model = models_with_compiled / "signnet" / "verification" / "signnet_int8.tflite"
 
     def make_interpreter(path, device=None):
         calls.append((path, device))
-        return real.Interpreter(model_path=path)
+        return real.Interpreter(model_path=str(cpu_model))
 
     monkeypatch.setattr(edgetpu, "_pycoral_make_interpreter", lambda: make_interpreter)
     model = models_with_compiled / "signnet" / "verification" / "signnet_int8_edgetpu.tflite"

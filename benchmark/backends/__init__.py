@@ -13,7 +13,8 @@ from benchmark.registry import Registry
 #: Device name -> backend class (lazy references, resolved on first use).
 BACKENDS: Registry = Registry("device", option="--device", builtins={
     "cpu": "benchmark.backends.litert_cpu:LiteRTCPUBackend",
-    "edgetpu": "benchmark.backends.edgetpu:EdgeTPUBackend",
+    # The Edge TPU runs in a child process (a delegate crash must not end the run).
+    "edgetpu": "benchmark.backends.isolated:IsolatedEdgeTPUBackend",
     "keras": "benchmark.backends.keras_float:KerasFloatBackend",
     "fake": "benchmark.backends.fake:FakeBackend",
 })
@@ -42,7 +43,8 @@ def make_backend(device: str, model_path, *, num_threads: int | None = None,
     ----------
     device : str
         ``cpu`` (gets ``num_threads``), ``edgetpu`` (gets ``device=edgetpu_device``
-        and ``kwargs``), ``keras`` (the path only), ``fake`` (``kwargs``), or a
+        and ``kwargs``; the backend runs in a child process, see
+        :mod:`benchmark.backends.isolated`), ``keras`` (the path only), ``fake`` (``kwargs``), or a
         name registered in :data:`BACKENDS` (gets ``kwargs`` plus ``num_threads``
         and ``device=edgetpu_device`` when those are not None).
     model_path : str or Path

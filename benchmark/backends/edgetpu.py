@@ -11,11 +11,13 @@ from __future__ import annotations
 import ctypes.util
 import glob
 import platform
+import re
+import time
 from pathlib import Path
 
 from benchmark.backends.litert_cpu import InterpreterBackend
 from benchmark.backends.runtime import Runtime, find_runtime
-from benchmark.errors import BackendUnavailable, DataError
+from benchmark.errors import BackendUnavailable, DataError, UsageError
 
 #: Delegate library file per platform (as in pycoral.utils.edgetpu).
 EDGETPU_SHARED_LIB = {
@@ -56,6 +58,38 @@ def _pycoral_runtime(make_interpreter) -> Runtime:
                    load_delegate=None)
 
 
+_DEVICE_SPEC = re.compile(r"^(usb|pci)?(:[0-9]+)?$")
+
+
+def parse_device_spec(spec: str | None, option: str = "--edgetpu-device") -> str | None:
+    """Validate an Edge TPU device string (libedgetpu's ``device`` option).
+
+    Valid: ``usb``, ``usb:N``, ``pci``, ``pci:N``, ``:N`` (the N-th device of
+    any type), or None (the first found).
+
+    Examples
+    --------
+    >>> parse_device_spec("usb:0"), parse_device_spec(":1"), parse_device_spec(None)
+    ('usb:0', ':1', None)
+
+    Raises
+    ------
+    UsageError
+        For anything else, naming ``option``.
+    """
+    if spec is None:
+        return None
+    s = str(spec).strip()
+    if not s or not _DEVICE_SPEC.match(s):
+        raise UsageError(f"{option} {spec!r}: expected usb, usb:N, pci, pci:N or :N "
+                         "(N = device index, from 0)")
+    return s
+
+
+def _ms_since(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 3)
+
+
 def delegate_library_name(system: str | None = None) -> str:
     """The delegate library's file name on ``system`` (default: this platform)."""
     system = system or platform.system()
@@ -89,23 +123,145 @@ def check_edgetpu_available() -> str:
     return lib
 
 
+#: The custom op edgetpu_compiler folds every mapped op into (its payload is the TPU program).
+EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
+
+
+class NotCompiledError(DataError):
+    """An ``*_edgetpu.tflite`` without any ``edgetpu-custom-op`` node (it would run on the CPU)."""
+
+
+def source_model(compiled: Path) -> Path | None:
+    """The uncompiled twin of ``X_edgetpu.tflite`` (``X.tflite`` beside it), when present."""
+    name = Path(compiled).name
+    if not name.endswith("_edgetpu.tflite"):
+        return None
+    src = Path(compiled).with_name(name[:-len("_edgetpu.tflite")] + ".tflite")
+    return src if src.is_file() else None
+
+
+def _compiled_ops(model_path: Path) -> tuple[int, list[str], dict]:
+    """``(edgetpu-custom-op nodes, the other ops, what the packages say)`` of a compiled model.
+
+    Uses :func:`benchmark.compile.inspect.inspect_compiled` (the custom ops'
+    ``DWN1`` packages: on-chip / off-chip parameter bytes, caching tokens,
+    pipeline segment) when that module is present, else the operator codes
+    through :func:`benchmark.tflite_graph.read_graph`.
+    """
+    try:
+        from benchmark.compile.inspect import inspect_compiled
+    except ImportError:
+        inspect_compiled = None
+    if inspect_compiled is not None:
+        info = inspect_compiled(model_path)
+        d = info.to_dict()
+        extra = {k: d[k] for k in ("on_chip_parameter_bytes", "off_chip_parameter_bytes",
+                                   "caching_tokens", "pipeline_segment", "cocompiled_with")}
+        extra["min_runtime_version"] = max((p.min_runtime_version for p in info.packages),
+                                           default=None)
+        return info.custom_ops, list(info.cpu_op_list), extra
+    from benchmark.tflite_graph import read_graph
+    g = read_graph(model_path)
+    custom = sum(op.custom_code == EDGETPU_CUSTOM_OP for op in g.operators)
+    cpu = [op.name if op.custom_code is None else f"{op.name}:{op.custom_code}"
+           for op in g.operators if op.custom_code != EDGETPU_CUSTOM_OP]
+    return custom, cpu, {}
+
+
+def tpu_proof(model_path, source=None) -> dict:
+    """What the compiled file says will run on the Edge TPU; refuse a model that has no TPU op.
+
+    Parameters
+    ----------
+    model_path : path
+        The model handed to the delegate.
+    source : path, optional
+        Its uncompiled twin (default: :func:`source_model`); gives ``ops_delegated``
+        = ops of the source - ops left in the compiled file.
+
+    Returns
+    -------
+    dict
+        ``edgetpu_custom_ops`` (nodes), ``tpu_segments`` (the same count: each
+        node is one TPU program), ``cpu_ops`` (ops left on the CPU, in file
+        order), ``cpu_op_count``, ``ops_delegated`` (None without the source)
+        and ``source_model``; with the compiled-model inspector also
+        ``on_chip_parameter_bytes``, ``off_chip_parameter_bytes``,
+        ``caching_tokens``, ``pipeline_segment``, ``cocompiled_with`` and
+        ``min_runtime_version``.
+
+    Raises
+    ------
+    NotCompiledError
+        When the file has no ``edgetpu-custom-op`` node: a CPU model (renamed or
+        compiled with nothing mapped) would run entirely on the CPU.
+    """
+    model_path = Path(model_path)
+    custom, cpu, extra = _compiled_ops(model_path)
+    if custom == 0:
+        raise NotCompiledError(
+            f"{model_path}: no {EDGETPU_CUSTOM_OP} node ({len(cpu)} ops, all on the CPU): "
+            "not compiled by edgetpu_compiler (a renamed CPU model?); it would run on the CPU "
+            "and be reported as the Edge TPU - compile the int8 model with edgetpu_compiler")
+    source = Path(source) if source is not None else source_model(model_path)
+    delegated = None
+    if source is not None:
+        from benchmark.tflite_graph import read_graph
+        delegated = len(read_graph(source).operators) - len(cpu)
+    return {"edgetpu_custom_ops": custom, "tpu_segments": custom, "cpu_ops": cpu,
+            "cpu_op_count": len(cpu), "ops_delegated": delegated,
+            "source_model": str(source) if source is not None else None, **extra}
+
+
+def failure_cause(text: str, stage: str = "") -> str:
+    """The likely cause of an Edge TPU failure, from its message and the stage it happened in."""
+    t = text.lower()
+    crashed = "sigsegv" in t or "sigabrt" in t or "killed by" in t
+    if "unsupported data type in custom op handler" in t or "failed to prepare" in t \
+            or (crashed and stage != "invoking"):
+        return ("runtime pairing: libedgetpu was built against another TFLite than this "
+                "interpreter (install a matched libedgetpu/interpreter pair, see docs/edge-tpu.md)")
+    if "permission" in t or "access denied" in t:
+        return ("permissions: add the user to the plugdev (USB) or apex (PCIe) group and "
+                "install Coral's udev rules")
+    if "failed to load delegate" in t or "no edge tpu device" in t:
+        return ("no device or no access: the Edge TPU is unplugged, not enumerated, or the user "
+                "lacks permission (udev rules, plugdev/apex group)")
+    if stage == "invoking":
+        return "the device was unplugged or reset mid-run (USB abort), or a runtime pairing fault"
+    return "runtime pairing, device unplugged, or permissions"
+
+
 class EdgeTPUBackend(InterpreterBackend):
     """An ``*_edgetpu.tflite`` model on a Coral Edge TPU.
+
+    Before the delegate is loaded the model is read (:func:`tpu_proof`): a
+    file without an ``edgetpu-custom-op`` node is refused. Failures of the
+    delegate (``load_delegate``, ``allocate_tensors``) are one-line
+    :class:`BackendUnavailable` errors naming the likely cause. A crash of
+    libedgetpu kills the process: the pipeline runs this backend in a child
+    process (:mod:`benchmark.backends.isolated`).
 
     Parameters
     ----------
     model_path : path
         A model compiled by ``edgetpu_compiler``.
     device : str, optional
-        ``usb``, ``pci``, ``usb:0``, ``pci:1``...; default: the first found.
+        ``usb``, ``pci``, ``usb:0``, ``pci:1``, ``:0``...; default: the first found.
+    prefer : str, optional
+        The interpreter package (``pycoral``, ``ai_edge_litert``, ``tflite_runtime``...).
+    library : str, optional
+        The libedgetpu to load (default: the installed one).
+    runtime : Runtime, optional
+        The interpreter and ``load_delegate`` to use (default: :func:`find_runtime`).
     """
 
     name = "edgetpu"
 
     def __init__(self, model_path, *, device: str | None = None, prefer: str | None = None,
-                 library: str | None = None):
+                 library: str | None = None, runtime: Runtime | None = None):
         model_path = Path(model_path)
-        lib = library or check_edgetpu_available()
+        self.device = parse_device_spec(device)
         if not model_path.is_file():
             raise DataError(f"Edge TPU model not found: {model_path} (compile the int8 model "
                             "with edgetpu_compiler first)")
@@ -113,28 +269,62 @@ class EdgeTPUBackend(InterpreterBackend):
             raise BackendUnavailable(
                 f"{model_path.name} is not compiled for the Edge TPU: run edgetpu_compiler on "
                 "an int8 model; a float model cannot run on the Edge TPU")
-        self.device = device
-        self.library = lib
-        make_interpreter = _pycoral_make_interpreter() if prefer in (None, "pycoral") else None
+        self.proof = tpu_proof(model_path)
+        self.library = library or check_edgetpu_available()
+        self.open_ms: dict[str, float] = {}
+        interp = self._open(model_path, prefer, runtime)
+        t0 = time.perf_counter()
+        try:
+            self._setup(interp, model_path)
+        except RuntimeError as e:   # the delegate failed to prepare its node
+            raise BackendUnavailable(self._failure("allocate_tensors() failed", e)) from None
+        self.open_ms["allocate_ms"] = _ms_since(t0)
+
+    def _failure(self, what: str, e: BaseException) -> str:
+        msg = " ".join(str(e).split()) or type(e).__name__
+        return (f"Edge TPU: {what} ({type(e).__name__}: {msg[:300]}) with {self.library} and "
+                f"{self.runtime.package} {self.runtime.version}; likely cause: "
+                f"{failure_cause(msg)}")
+
+    def _open(self, model_path: Path, prefer: str | None, runtime: Runtime | None):
+        """The interpreter with the Edge TPU delegate (pycoral's when installed)."""
+        make_interpreter = (_pycoral_make_interpreter()
+                            if runtime is None and prefer in (None, "pycoral") else None)
+        device = self.device
         try:
             if make_interpreter is not None:
                 # pycoral builds a tflite_runtime interpreter with the delegate itself.
                 self.runtime = _pycoral_runtime(make_interpreter)
+                t0 = time.perf_counter()
                 interp = make_interpreter(str(model_path), device=device)
-            else:
-                self.runtime = find_runtime(prefer)
-                options = {"device": device} if device else {}
-                delegate = self.runtime.load_delegate(lib, options)
-                interp = self.runtime.Interpreter(model_path=str(model_path),
-                                                  experimental_delegates=[delegate])
+                self.open_ms["delegate_ms"] = _ms_since(t0)   # delegate + interpreter
+                return interp
+            self.runtime = runtime or find_runtime(prefer)
+            from benchmark.backends.pairing import check_pairing   # refuses a known-bad pair
+            self.runtime, self.pairing = check_pairing(
+                self.runtime, prefer=prefer or (runtime and runtime.package), library=self.library)
+            options = {"device": device} if device else {}
+            t0 = time.perf_counter()
+            delegate = self.runtime.load_delegate(self.library, options)
+            self.open_ms["delegate_ms"] = _ms_since(t0)
+            t0 = time.perf_counter()
+            interp = self.runtime.Interpreter(model_path=str(model_path),
+                                              experimental_delegates=[delegate])
+            self.open_ms["interpreter_ms"] = _ms_since(t0)
+            return interp
         except (ValueError, OSError) as e:
             raise BackendUnavailable(
                 f"no Edge TPU device found{f' at {device}' if device else ''} "
-                f"({lib} loaded but the delegate failed: {str(e).splitlines()[0]}); "
-                "check the USB/PCIe connection and udev permissions") from None
-        self._setup(interp, model_path)
+                f"({self.library} loaded but the delegate failed: {str(e).splitlines()[0]}); "
+                f"likely cause: {failure_cause(str(e))}") from None
+        except RuntimeError as e:
+            raise BackendUnavailable(self._failure("loading the delegate failed", e)) from None
 
     def info(self) -> dict:
+        out = self.output_spec
         return {"backend": self.name, "runtime": self.runtime.package,
                 "runtime_version": self.runtime.version, "library": self.library,
-                "device": self.device or "default"}
+                "device": self.device or "default",
+                "tpu": dict(self.proof), "open_ms": dict(self.open_ms),
+                "output_quantization": {"scale": out.scale, "zero_point": out.zero_point,
+                                        "dtype": str(out.dtype)}}

@@ -76,17 +76,26 @@ def shard_of(indices: np.ndarray, shard: str | None) -> np.ndarray:
 
 
 def load_split_dataset(cfg: RunConfig, plan: RunPlan, sp: SplitPlan, log: Log):
-    """Download (when asked) and load the split's dataset."""
+    """Download (when asked) and load the split's dataset, as the model's input images.
+
+    A declared centre crop or BGR order (:class:`~benchmark.preprocess.Preprocessing`)
+    is a view of the loaded images (no copy), under its own cache key.
+    """
     from benchmark.datasets.registry import load_dataset
     if cfg.download:
         from benchmark.datasets.download import download_dataset
         download_dataset(sp.dataset, cfg.data_dir, url=cfg.download_url,
                          progress=log is not None, log=log)
-    return load_dataset(sp.dataset, image_size=plan.entry.input_size, seed=cfg.seed,
-                        options=sp.dataset_options,
-                        cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
-                        verbose=log is not None, data_dir=sp.data_dir,
-                        on_bad_image=cfg.on_bad_image, num_classes=cfg.num_classes)
+    pre = plan.preprocessing
+    ds = load_dataset(sp.dataset, image_size=pre.load_size() if pre else plan.entry.input_size,
+                      seed=cfg.seed, options=sp.dataset_options,
+                      cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
+                      verbose=log is not None, data_dir=sp.data_dir,
+                      on_bad_image=cfg.on_bad_image, num_classes=cfg.num_classes)
+    if pre is None or pre.is_identity_view():
+        return ds
+    meta = dict(ds.meta, cache_key=f"{ds.meta.get('cache_key')}+{pre.view_key()}")
+    return dataclasses.replace(ds, images=pre.view(ds.images), meta=meta)
 
 
 def _artifacts(cfg: RunConfig, plan: RunPlan, sp: SplitPlan, ds, log: Log):
@@ -96,7 +105,8 @@ def _artifacts(cfg: RunConfig, plan: RunPlan, sp: SplitPlan, ds, log: Log):
     from benchmark.convcache import ensure_converted
     art, meta = ensure_converted(plan.entry, sp.split, ds, sp.convert_from, sp.train_meta,
                                  observer=cfg.act_observer, seed=cfg.seed,
-                                 data_dir=cfg.data_dir, cache_dir=cfg.cache_dir, log=log)
+                                 data_dir=cfg.data_dir, cache_dir=cfg.cache_dir, log=log,
+                                 user=plan.user)
     variants = [v if v.path is not None or v.kind == "weights"
                 else v.with_path(art / v.file_name(plan.entry.name)) for v in sp.variants]
     return art, meta, variants
@@ -251,18 +261,19 @@ def run_split(plan: RunPlan, sp: SplitPlan, writer: RunWriter, log: Log) -> Spli
         return SplitResult(split=sp.split, record=done, dir=writer.split_dir(sp.split))
     ds = load_split_dataset(cfg, plan, sp, log)
     art, meta, variants = _artifacts(cfg, plan, sp, ds, log)
-    if ds.num_classes != meta["num_classes"]:
-        raise DataError(f"{ds.name} has {ds.num_classes} classes but the model was trained "
-                        f"for {meta['num_classes']}")
+    from benchmark.matching import check_results, match_model
+    plan, ds, matched = match_model(plan, ds, meta, variants, log, split=sp.split)
     train_idx, eval_idx = ds.split(sp.split, seed=cfg.seed)
     eval_idx = shard_of(subset(eval_idx, cfg.limit), cfg.shard)
     variants = _sweep_models(writer, sp.split, plan.entry.name, art, variants)
     results, notes = _evaluate_all(cfg, plan, sp.split, ds, eval_idx, variants, log)
+    check_results(plan, results)
     comparison = compare_variants(results, seed=cfg.seed)
     extra = evaluate.split_metrics(results, ds, meta)   # before the variant records are made
     record = _split_record(cfg, plan, sp.split, ds, art, meta,
                            (int(train_idx.size), int(eval_idx.size)), results, comparison, notes)
     record.update(extra)
+    record.update(matched)   # class map, output kind, preprocessing, a user model's files
     d = writer.write_split(record, {v: r.arrays() for v, r in results.items()})
     return SplitResult(split=sp.split, record=record, variants=results,
                        comparison=comparison, dir=d)

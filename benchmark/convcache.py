@@ -30,24 +30,52 @@ def cache_dir_for(cache_dir: str | Path | None) -> Path:
 
 
 def conversion_key(*, model: str, source_sha256: str, split: str, dataset_key, seed: int,
-                   observer: str) -> str:
+                   observer: str, preprocessing: dict | None = None) -> str:
     """The cache key of one conversion (stable across runs and machines)."""
     from benchmark.convert import CONVERT_VERSION
     from benchmark.datasets.cache import cache_key
-    return cache_key({"model": model, "source": source_sha256, "split": split,
-                      "dataset": dataset_key, "seed": seed, "act_observer": observer,
-                      "convert_version": CONVERT_VERSION})
+    desc = {"model": model, "source": source_sha256, "split": split, "dataset": dataset_key,
+            "seed": seed, "act_observer": observer, "convert_version": CONVERT_VERSION}
+    if preprocessing is not None:
+        desc["preprocessing"] = preprocessing
+    return cache_key(desc)
 
 
 def ensure_converted(entry, split: str, ds, source: Path, train_meta: dict | None, *,
-                     observer: str, seed: int, data_dir, cache_dir, log: Log
+                     observer: str, seed: int, data_dir, cache_dir, log: Log, user=None
                      ) -> tuple[Path, dict]:
-    """``(artifact dir, train_meta)`` of ``source`` converted for ``split`` (cached)."""
-    from benchmark.results import file_sha256
+    """``(artifact dir, train_meta)`` of ``source`` converted for ``split`` (cached).
 
-    key = conversion_key(model=entry.name, source_sha256=file_sha256(source), split=split,
-                         dataset_key=ds.meta.get("cache_key"), seed=seed, observer=observer)
+    ``user``: the :class:`~benchmark.models.user.UserModel` when ``source`` is a
+    model given by path (its preprocessing is part of the key: it makes the
+    calibration inputs).
+    """
+    from benchmark.models.user import source_sha256
+
+    key = conversion_key(model=entry.name, source_sha256=source_sha256(source), split=split,
+                         dataset_key=ds.meta.get("cache_key"), seed=seed, observer=observer,
+                         preprocessing=user.preprocessing.record() if user else None)
     out = cache_dir_for(cache_dir) / "converted" / f"{entry.name}-{split}-{observer}-{key}"
+    with conversion_lock(out):     # two processes asking for the same conversion: one builds it
+        return _ensure(out, entry, split, ds, source, train_meta, observer=observer, seed=seed,
+                       data_dir=data_dir, log=log, user=user)
+
+
+@contextlib.contextmanager
+def conversion_lock(out: Path):
+    """Hold an exclusive ``flock`` on ``<out>.lock`` (waits while another process holds it)."""
+    import fcntl
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _ensure(out: Path, entry, split: str, ds, source: Path, train_meta: dict | None, *,
+            observer: str, seed: int, data_dir, log: Log, user=None) -> tuple[Path, dict]:
     if (out / "convert_meta.json").is_file():
         if log:
             log(f"[{split}] using the models converted earlier in {out}")
@@ -59,8 +87,11 @@ def ensure_converted(entry, split: str, ds, source: Path, train_meta: dict | Non
     tmp.mkdir(parents=True)
     try:
         with contextlib.redirect_stdout(sys.stderr if log else io.StringIO()):
-            _convert_into(tmp, entry, split, ds, source, train_meta, observer=observer,
-                          seed=seed, data_dir=data_dir)
+            if user is not None:
+                convert_user(entry, user, ds, split, tmp, seed=seed, observer=observer)
+            else:
+                _convert_into(tmp, entry, split, ds, source, train_meta, observer=observer,
+                              seed=seed, data_dir=data_dir)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -81,3 +112,31 @@ def _convert_into(tmp: Path, entry, split, ds, source: Path, train_meta, *, obse
         convert_keras(load_pretrained(entry, source), entry, ds, train_idx, tmp, split=split,
                       observer=observer)
         write_json(tmp / "train_meta.json", dict(train_meta, source_model=str(source)))
+
+
+def convert_user(entry, um, ds, split: str, out: Path, *, seed: int,
+                 observer: str) -> None:
+    """Convert a user's ``.keras`` / SavedModel into ``out`` (float + int8, train_meta.json).
+
+    The same PTQ path as a trained SignNet (:func:`benchmark.convert.convert_keras`):
+    the representative set is a seeded draw from ``split``'s training images of ``ds``.
+    """
+    from benchmark.artifacts import TrainMeta
+    from benchmark.convert import convert_keras
+    from benchmark.results import environment, write_json
+    from benchmark.models.user import load_source, source_sha256
+    model = load_source(um.kind, um.source, entry.input_size)
+    train_idx, eval_idx = ds.split(split, seed=seed)
+    sha = source_sha256(um.source)
+    convert_keras(model, entry, ds, train_idx, out, split=split, observer=observer,
+                  source_sha256=sha)
+    meta = TrainMeta(
+        model=entry.name, dataset=ds.name, split=split, source="pretrained",
+        weights=str(um.source), weights_sha256=sha,
+        dataset_meta={k: ds.meta[k] for k in ("cache_key", "source", "loader_version", "layout")
+                      if k in ds.meta},
+        data_dir=ds.meta.get("data_dir"), num_classes=int(model.output_shape[-1]),
+        class_names=list(um.class_names or []), input_size=entry.input_size,
+        preprocessing=um.preprocessing.record(), n_train=int(train_idx.size),
+        n_eval=int(eval_idx.size), data_seed=seed, environment=environment())
+    write_json(out / "train_meta.json", meta.to_json())

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from benchmark.cli import main_wrapper
-from benchmark.config import DEVICES, SPLIT_CHOICES, make_config, observer_names
+from benchmark.config import DEVICES, OUTPUT_KINDS, SPLIT_CHOICES, make_config, observer_names
 from benchmark.pipeline import run
 
 __all__ = ["add_run_arguments", "main", "parse_args", "run"]
@@ -26,6 +26,7 @@ def add_run_arguments(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ())
     """
     from benchmark.datasets.cli import add_dataset_arguments
     _model_arguments(p)
+    _own_model_arguments(p)
     add_dataset_arguments(p, defaults_none=True,
                           dataset_help="dataset (default: the one the model was trained on)")
     _evaluation_arguments(p)
@@ -38,7 +39,9 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     from benchmark.models.registry import list_models
     p.add_argument("--config", help="TOML or JSON file of settings (CLI flags override it)")
     p.add_argument("--model", help=f"registered model (default signnet): "
-                                   f"{', '.join(list_models())}")
+                                   f"{', '.join(list_models())}; or a path: a .keras file, a "
+                                   "SavedModel folder, a .tflite, or a folder holding them "
+                                   "(docs/own-model.md)")
     p.add_argument("--split", choices=SPLIT_CHOICES, help="default verification")
     p.add_argument("--device", choices=DEVICES,
                    help="where the int8 model runs: cpu, edgetpu (int8 also on the CPU, for "
@@ -57,6 +60,43 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
                         "re-converts (needs TensorFlow)")
     p.add_argument("--variants", help="comma list of float,int8 (default both)")
     p.add_argument("--model-dir", help="models root holding <model>/<split>/ (default models/)")
+
+
+#: Preprocessing flags (argparse dest -> key of RunConfig.preprocessing).
+PREPROCESS_DESTS = {"preset": "preset", "input_size": "input_size", "scale": "scale",
+                    "mean": "mean", "std": "std", "resize": "resize", "crop": "crop",
+                    "channel_order": "channel_order", "layout": "layout"}
+
+
+def _own_model_arguments(p: argparse.ArgumentParser) -> None:
+    from benchmark.preprocess import CHANNEL_ORDERS, LAYOUTS, PRESETS, RESIZE_METHODS
+    g = p.add_argument_group("your own model (docs/own-model.md)")
+    g.add_argument("--float-model", metavar="F", help="the float .tflite of your model")
+    g.add_argument("--int8-model", metavar="Q", help="its int8 .tflite (alone: evaluated on "
+                                                     "its own)")
+    g.add_argument("--edgetpu-model", metavar="E", help="its compiled _edgetpu.tflite "
+                                                        "(with --device edgetpu)")
+    g.add_argument("--outputs", choices=OUTPUT_KINDS,
+                   help="what the model outputs (default: probabilities when its graph ends in "
+                        "SOFTMAX, else logits)")
+    g.add_argument("--model-labels", metavar="FILE",
+                   help="the model's class names: one per line, or Coral's 'index name' lines")
+    g.add_argument("--class-map", metavar="FILE|auto|positional",
+                   help="data classes the model lacks: auto evaluates the classes shared by "
+                        "name, FILE maps them (TOML); positional scores output i as class i")
+    g.add_argument("--preprocess", dest="preset", choices=tuple(PRESETS),
+                   help="input normalisation: unit x/255, signed x/127.5-1, raw 0..255, "
+                        "imagenet (x/255-mean)/std")
+    g.add_argument("--input-size", type=int, metavar="N", help="input side (default: the "
+                                                               "model's)")
+    g.add_argument("--scale", metavar="S", help="input = (pixel * S - mean) / std, e.g. 1/255")
+    g.add_argument("--mean", metavar="M[,M,M]", help="per-channel mean (after scaling)")
+    g.add_argument("--std", metavar="S[,S,S]", help="per-channel std (after scaling)")
+    g.add_argument("--resize", choices=RESIZE_METHODS, help="resize method (bilinear)")
+    g.add_argument("--crop", type=float, metavar="F",
+                   help="keep the centre F of the image (e.g. 0.875: 224 of 256; default 1)")
+    g.add_argument("--channel-order", choices=CHANNEL_ORDERS, help="default rgb")
+    g.add_argument("--layout", choices=LAYOUTS, help="nhwc (channels-last) is what runs")
 
 
 def _evaluation_arguments(p: argparse.ArgumentParser) -> None:
@@ -112,6 +152,11 @@ def split_cli_dataset_options(values: dict) -> dict:
     from benchmark.datasets.cli import dataset_options_from_args
     opts = dataset_options_from_args(values)
     values["dataset_options"] = opts or None
+    pre = {key: values.pop(dest) for dest, key in PREPROCESS_DESTS.items()
+           if values.get(dest) is not None}
+    for dest in PREPROCESS_DESTS:
+        values.pop(dest, None)
+    values["preprocessing"] = pre or None
     return values
 
 

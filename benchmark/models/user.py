@@ -453,30 +453,3 @@ def batch1_copy(model):
         return model
     inp = keras.Input(shape=tuple(model.inputs[0].shape[1:]), batch_size=1)
     return keras.Model(inp, model(inp, training=False))
-
-
-def convert_user(entry, um: UserModel, ds, split: str, out: Path, *, seed: int,
-                 observer: str) -> None:
-    """Convert a user's ``.keras`` / SavedModel into ``out`` (float + int8, train_meta.json).
-
-    The same PTQ path as a trained SignNet (:func:`benchmark.convert.convert_keras`):
-    the representative set is a seeded draw from ``split``'s training images of ``ds``.
-    """
-    from benchmark.artifacts import TrainMeta
-    from benchmark.convert import convert_keras
-    from benchmark.results import environment, write_json
-    model = load_source(um.kind, um.source, entry.input_size)
-    train_idx, eval_idx = ds.split(split, seed=seed)
-    sha = source_sha256(um.source)
-    convert_keras(model, entry, ds, train_idx, out, split=split, observer=observer,
-                  source_sha256=sha)
-    meta = TrainMeta(
-        model=entry.name, dataset=ds.name, split=split, source="pretrained",
-        weights=str(um.source), weights_sha256=sha,
-        dataset_meta={k: ds.meta[k] for k in ("cache_key", "source", "loader_version", "layout")
-                      if k in ds.meta},
-        data_dir=ds.meta.get("data_dir"), num_classes=int(model.output_shape[-1]),
-        class_names=list(um.class_names or []), input_size=entry.input_size,
-        preprocessing=um.preprocessing.record(), n_train=int(train_idx.size),
-        n_eval=int(eval_idx.size), data_seed=seed, environment=environment())
-    write_json(out / "train_meta.json", meta.to_json())

@@ -80,6 +80,11 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
            "\"$(python -m benchmark.models.efficientnet_lite)\" --dataset imagenet "
            "--data-dir ../shared/data/imagenet-sample --split verification --device cpu",
            ("metrics.csv",)),
+    Source("imagenet-sample-coral-mobilenet-v1",
+           "python tools/eval_int8_imagenet.py --model "
+           "../shared/edgetpu/pairs/mobilenet_v1_0.25_128_quant.tflite "
+           "--data-dir ../shared/data/imagenet-sample --background 0 --split verification",
+           ("metrics.csv",)),
 ]}
 
 
@@ -228,6 +233,18 @@ def run_certainty(source: str) -> str:
     return table(header, rows)
 
 
+def int8_only(source: str) -> str:
+    """One row per split of a model evaluated on its own (no float twin)."""
+    rows = []
+    for (s, v), m in metrics(source).items():
+        rows.append([f"{s}/{v}", acc_ci(m), pct(m["top5_accuracy"]),
+                     num(m["mean_normalized_entropy"], 4), pct(m["calibration_ece"]),
+                     num(m["calibration_nll"], 4), pct(m["calibration_gap"], sign=True),
+                     str(int(m["predicted_background"]))])
+    return table(["int8-only", "top-1 (95 % CI)", "top-5", "mean H / log K", "ECE (15 bins)",
+                  "NLL", "conf - acc", "background predicted"], rows)
+
+
 # ----------------------------------------------------------------------------- sweeps
 
 def signnet_sweep(source: str) -> str:
@@ -321,6 +338,7 @@ TABLES = {
     "effnet-entropy": lambda: run_entropy("imagenet-sample-efficientnet-lite0"),
     "effnet-calibration": lambda: run_calibration("imagenet-sample-efficientnet-lite0"),
     "effnet-swaps": lambda: run_swaps("imagenet-sample-efficientnet-lite0"),
+    "coral-int8-only": lambda: int8_only("imagenet-sample-coral-mobilenet-v1"),
     "imagenet-sample-sources": lambda: sources_table(
         [s for s in SOURCES if s.startswith("imagenet-sample-")]),
 }

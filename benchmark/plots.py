@@ -412,3 +412,22 @@ def diagnose_layer_error(names, layer_db, accumulated_db):
     ax.legend()
     _title(ax, "per-layer error, float vs int8")
     return fig
+
+
+def calibration_sweep(curves: dict):
+    """Change in accuracy (points) vs calibration size per split: median (line) and worst
+    (dashed) over the seeded draws. ``curves``: split -> [(size, median, worst), ...]."""
+    fig, (ax,) = _figure(6.0, 3.6)
+    for split, pts in curves.items():
+        pts = sorted(pts)
+        x = [p[0] for p in pts]
+        line, = ax.plot(x, [p[1] for p in pts], marker="o", label=f"{split} median")
+        ax.plot(x, [p[2] for p in pts], ls="--", marker="v", color=line.get_color(),
+                label=f"{split} worst")
+    ax.set_xscale("log")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel("calibration images")
+    ax.set_ylabel("int8 - float accuracy (points)")
+    ax.legend(fontsize=7)
+    _title(ax, "accuracy vs calibration size")
+    return fig

@@ -6,7 +6,7 @@ child process (:mod:`benchmark.backends.isolated`) open
 backend: the real EdgeTPUBackend code (proof check, delegate options, error
 handling) with a fake delegate that runs the custom op's payload on the CPU
 kernels, or crashes, aborts, hangs or raises as configured. The
-``models_with_compiled`` fixture copies the shipped SignNet verification
+:func:`compiled_models` copies the shipped SignNet verification
 artifacts and adds a compiled model that really contains an
 ``edgetpu-custom-op`` node (:func:`benchmark.backends.fake.make_fake_compiled`).
 """
@@ -14,8 +14,6 @@ artifacts and adds a compiled model that really contains an
 from __future__ import annotations
 
 import shutil
-
-import pytest
 
 from benchmark.backends import edgetpu, isolated
 from benchmark.backends.fake import make_fake_compiled
@@ -32,8 +30,8 @@ def use_fake_edgetpu(monkeypatch, **fake_kwargs) -> None:
     monkeypatch.setattr(isolated, "CHILD_KWARGS", dict(fake_kwargs))
 
 
-@pytest.fixture
-def models_with_compiled(tmp_path):
+def compiled_models(tmp_path):
+    """A models root with SignNet's verification artifacts and a fake compiled model."""
     root = tmp_path / "models"
     dst = root / "signnet" / "verification"
     dst.mkdir(parents=True)

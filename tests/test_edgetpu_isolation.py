@@ -12,7 +12,12 @@ import pytest
 
 from benchmark.commands import main
 from conftest import load_predictions
-from edgetpu_fakes import models_with_compiled, use_fake_edgetpu  # noqa: F401 (fixture)
+from edgetpu_fakes import compiled_models, use_fake_edgetpu
+
+
+@pytest.fixture
+def models_with_compiled(tmp_path):
+    return compiled_models(tmp_path)
 
 
 def _run(models, out, device, capsys):

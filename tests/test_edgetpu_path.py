@@ -18,7 +18,12 @@ from benchmark.backends import edgetpu, runtime
 from benchmark.config import make_config
 from benchmark.run import run
 from conftest import ROOT, load_predictions, read_results
-from edgetpu_fakes import models_with_compiled, use_fake_edgetpu  # noqa: F401 (fixture)
+from edgetpu_fakes import compiled_models, use_fake_edgetpu
+
+
+@pytest.fixture
+def models_with_compiled(tmp_path):
+    return compiled_models(tmp_path)
 
 
 @pytest.fixture

@@ -180,9 +180,100 @@ def histogram_table(results: dict, key: str, fmt: str = "simple") -> str:
                     tablefmt=fmt)
 
 
+def _acc_n(part: dict | None) -> str:
+    if not part or not part["n"]:
+        return ""
+    return f"{_pct(part['accuracy'])} n={part['n']}"
+
+
+def class_summary_table(results: dict, fmt: str = "simple") -> str:
+    """Rows = split/variant: top-5, macro and weighted F1, seen / unseen accuracy, NLL zeros."""
+    rows = []
+    for s, r in results.items():
+        for v, m in r["variants"].items():
+            pc, seen = m.get("per_class"), m.get("training_seen") or {}
+            if not pc:
+                continue
+            cal = m.get("calibration") or {}
+            top5 = m.get("top5_accuracy")
+            zeros = cal.get("nll_zero_true")
+            rows.append([f"{s}/{v}", "" if top5 is None else _pct(top5),
+                         _pct(pc["macro_avg"]["precision"]), _pct(pc["macro_avg"]["recall"]),
+                         _pct(pc["macro_avg"]["f1"]), _pct(pc["weighted_avg"]["f1"]),
+                         _acc_n(seen.get("seen")), _acc_n(seen.get("unseen")),
+                         "" if zeros is None else f"{zeros} (floor {cal['nll_floor']:.3g})"])
+    return tabulate(rows, headers=["per-class summary", "top-5", "macro P", "macro R",
+                                   "macro F1", "weighted F1", "seen in training",
+                                   "never in training", "NLL: p(true) = 0"],
+                    disable_numparse=True, stralign="right", tablefmt=fmt)
+
+
+#: On stdout, per-class tables of more classes show only the largest recall changes.
+STDOUT_CLASSES = 43
+STDOUT_WORST = 15
+
+
+def _class_variants(r: dict) -> list[str]:
+    shown = [v for v in ("float", "int8", EDGETPU_NAME)
+             if v in r["variants"] and r["variants"][v].get("per_class")]
+    return shown or [v for v, m in r["variants"].items() if m.get("per_class")][:2]
+
+
+def per_class_table(r: dict, fmt: str = "simple", limit: int | None = None) -> tuple[str, str]:
+    """One split's per-class precision / recall / F1 of float, int8 (and the Edge TPU), the
+    support, and the float -> int8 recall change; ``(note, table)``.
+
+    With ``limit`` and more classes than that, only the :data:`STDOUT_WORST` classes whose
+    recall changed most (then the lowest recall) are listed; the note says so.
+    """
+    names = [str(n) for n in r["class_names"]]
+    variants = _class_variants(r)
+    pcs = [r["variants"][v]["per_class"] for v in variants]
+    change = (r.get("recall_change") or {}).get("int8", {}).get("change")
+    order = list(range(len(names)))
+    note = ""
+    if limit is not None and len(names) > limit:
+        key = (lambda i: (-abs(change[i] or 0), pcs[0]["recall"][i])) if change else \
+            (lambda i: pcs[0]["recall"][i])
+        order = sorted(order, key=key)[:STDOUT_WORST]
+        note = (f" ({len(order)} of {len(names)} classes: the largest float -> int8 recall "
+                "changes; every class is in metrics.csv and the report)")
+    rows = []
+    for i in order:
+        row = [names[i], pcs[0]["support"][i]]
+        for pc in pcs:
+            row += [f"{pc['precision'][i]:.3f}", f"{pc['recall'][i]:.3f}", f"{pc['f1'][i]:.3f}"]
+        if change:
+            row.append("" if change[i] is None else f"{100 * change[i]:+.1f} %")
+        rows.append(row)
+    for avg in ("macro_avg", "weighted_avg"):
+        row = [avg.replace("_avg", " avg"), sum(pcs[0]["support"])]
+        for pc in pcs:
+            row += [f"{pc[avg][k]:.3f}" for k in ("precision", "recall", "f1")]
+        rows.append(row + ([""] if change else []))
+    heads = ["class", "n"] + [f"{v} {k}" for v in variants for k in ("P", "R", "F1")]
+    heads += ["recall int8 - float"] if change else []
+    return note, tabulate(rows, headers=heads, disable_numparse=True, stralign="right",
+                          tablefmt=fmt)
+
+
+def per_class_tables(results: dict, fmt: str, limit: int | None = None) -> list[tuple[str, str]]:
+    """(title, table) of each split that has per-class metrics."""
+    out = []
+    for s, r in results.items():
+        if _class_variants(r):
+            note, table = per_class_table(r, fmt, limit)
+            out.append((f"Per class: {s}{note}", table))
+    return out
+
+
 def print_tables(results: dict, file=None) -> None:
     """Print all blog-style tables for ``{split: split_result}``."""
     for _, table in _tables(results, "simple"):
+        print(table, file=file)
+        print(file=file)
+    for title, table in per_class_tables(results, "simple", limit=STDOUT_CLASSES):
+        print(title, file=file)
         print(table, file=file)
         print(file=file)
     print("Certainty histogram (probability given to the true class)", file=file)
@@ -207,6 +298,8 @@ def _tables(results: dict, fmt: str) -> list[tuple[str, str]]:
         out.append(("Attribution", attribution_table(results, fmt)))
     if any(m.get("latency") for _, m in variants):
         out.append(("Latency", latency_table(results, fmt)))
+    if any(m.get("per_class") for _, m in variants):
+        out.append(("Per-class summary", class_summary_table(results, fmt)))
     return out
 
 
@@ -679,6 +772,8 @@ def build_html(runs: list[dict]) -> str:
                                               indent=2)) + "</pre></details>")
         for title, table in _tables(results, "html"):
             parts.append(f"<h3>{html.escape(title)}</h3>{table}")
+        for title, table in per_class_tables(results, "html"):
+            parts.append(f"<h3>{html.escape(title)}</h3>{table}")
         for key, title in (("certainty_histogram", "Certainty histogram"),
                            ("output_histogram", "Histogram of all outputs")):
             parts.append(f"<h3>{title}</h3>{histogram_table(results, key, 'html')}")
@@ -695,7 +790,7 @@ def build_markdown(runs: list[dict]) -> str:
         results = run.records()
         env = run.top.get("environment", {})
         out.append(f"## Run `{run.dir}` (git {env.get('git')})\n")
-        for title, table in _tables(results, "github"):
+        for title, table in _tables(results, "github") + per_class_tables(results, "github"):
             out.append(f"**{title}**\n\n{table}\n")
     if len(runs) > 1:
         heads, rows = comparison_rows(runs)

@@ -202,3 +202,59 @@ def test_no_worker_processes_falls_back_to_drawing_here(tmp_path, monkeypatch):
     out, _ = report.write_report([run])
     assert report.LAST_RENDER["workers"] == 0 and report.LAST_RENDER["rendered"] >= 5
     assert len(_imgs(out.read_text())) == report.LAST_RENDER["rendered"]
+
+
+def _with_class_metrics(record: dict, preds: dict) -> dict:
+    """Add what benchmark.run records (issue #12) from ``{variant: (labels, pred)}``."""
+    from benchmark.metrics import per_class_report, recall_change
+    k = len(record["class_names"])
+    for v, (t, p) in preds.items():
+        record["variants"][v]["per_class"] = per_class_report(t, p, num_classes=k)
+        record["variants"][v]["top5_accuracy"] = 0.5
+    t, pf = preds["float"]
+    record["recall_change"] = {"reference": "float",
+                               "int8": recall_change(t, pf, preds["int8"][1], num_classes=k)}
+    return record
+
+
+def test_per_class_tables_in_stdout_html_and_markdown(tmp_path):
+    import io as _io
+    names = [f"c{i}" for i in range(60)]
+    t = np.repeat(np.arange(60), 2)
+    pf = t.copy()
+    pq = t.copy()
+    pq[[0, 1, 2]] = 5           # class c0 loses both images, c1 one: recall -100 %, -50 %
+    cms = {"float": np.diag(np.full(60, 2)), "int8": np.bincount(
+        t * 60 + pq, minlength=3600).reshape(60, 60)}
+    out = small_run(tmp_path / "run", cms, names)
+    rec = json.loads((out / "results.json").read_text())
+    rec = _with_class_metrics(rec, {"float": (t, pf), "int8": (t, pq)})
+    (out / "results.json").write_text(json.dumps(rec))
+    results = report.load_run(out).records()
+    buf = _io.StringIO()
+    report.print_tables(results, file=buf)
+    text = buf.getvalue()
+    # stdout: 60 classes > 43, only the largest recall changes, c0 first
+    assert "Per class: verification (15 of 60 classes" in text
+    rows = [x.split() for x in text.splitlines() if re.match(r"\s*c\d+ ", x)]
+    assert rows[0][0] == "c0" and rows[0][-2:] == ["-100.0", "%"]
+    assert rows[1][0] == "c1" and rows[1][-2:] == ["-50.0", "%"]
+    macro = next(x.split() for x in text.splitlines() if x.strip().startswith("macro avg"))
+    # int8 macro recall: (0 + 0.5 + 58 * 1 + class 5: 1) / 60; precision of c5: 2/5
+    assert macro[2:6] == ["120", "1.000", "1.000", "1.000"] and macro[7] == f"{58.5 / 60:.3f}"
+    assert "per-class summary" in text and "50.00 %" in text
+    html_path, md_path = report.write_report([out])
+    page, md = html_path.read_text(), md_path.read_text()
+    # the report lists every class
+    assert len(re.findall(r"<td[^>]*>\s*c\d+</td>", page)) == 60
+    assert "Per class: verification</h3>" in page
+    assert "**Per class: verification**" in md and len(re.findall(r"\|\s+c\d+ \|", md)) == 60
+
+
+def test_runs_without_class_metrics_still_report(tmp_path):
+    """Runs written before issue #12 (no per_class): no per-class tables, nothing fails."""
+    out = small_run(tmp_path / "old", {"float": np.diag([2, 3])}, ["a", "b"])
+    results = report.load_run(out).records()
+    assert report.per_class_tables(results, "simple") == []
+    assert "Per-class summary" not in [t for t, _ in report._tables(results, "simple")]
+    report.write_report([out])

@@ -343,6 +343,20 @@ def _label_list(t: np.ndarray, p: np.ndarray, labels) -> np.ndarray:
     return np.asarray(labels, np.int64).reshape(-1)
 
 
+def _class_counts(t: np.ndarray, p: np.ndarray, lab: np.ndarray):
+    """Per label: true positives, true count, predicted count (int64 arrays)."""
+    lab = np.asarray(lab, np.int64)
+    if not all(a.size == 0 or a.min() >= 0 for a in (t, p, lab)):
+        hit = t == p
+        return tuple(np.array([np.sum(m) for m in masks], np.int64)
+                     for masks in ([hit & (t == c) for c in lab], [t == c for c in lab],
+                                   [p == c for c in lab]))
+    k = 1 + max([int(a.max()) for a in (t, p, lab) if a.size] or [0])
+    counts = (np.bincount(t[t == p], minlength=k), np.bincount(t, minlength=k),
+              np.bincount(p, minlength=k))
+    return tuple(c[lab].astype(np.int64) for c in counts)
+
+
 def precision_recall_fscore_support(y_true, y_pred, *, labels=None, average=None,
                                     zero_division="warn"):
     """Precision, recall, F1 and support per class or averaged, as scikit-learn defines them.
@@ -390,11 +404,7 @@ def precision_recall_fscore_support(y_true, y_pred, *, labels=None, average=None
     if average not in (None, "macro", "weighted", "micro"):
         raise ValueError(f"average must be None, 'macro', 'weighted' or 'micro', got {average!r}")
     zero = _zero_division_value(zero_division)
-    lab = _label_list(t, p, labels)
-    hit = t == p
-    tp = np.array([np.sum(hit & (t == c)) for c in lab], np.int64)
-    true_sum = np.array([np.sum(t == c) for c in lab], np.int64)
-    pred_sum = np.array([np.sum(p == c) for c in lab], np.int64)
+    tp, true_sum, pred_sum = _class_counts(t, p, _label_list(t, p, labels))
     if average == "micro":
         tp, true_sum, pred_sum = (np.array([a.sum()]) for a in (tp, true_sum, pred_sum))
     if average == "weighted" and true_sum.sum() == 0:

@@ -6,8 +6,11 @@
         --data-dir ../shared/data/imagenet-sample --background 0 --out runs/coral-mnv1
 
 For pre-quantized models such as Coral's and TensorFlow's hosted ``*_quant.tflite``
-(1001 outputs, output 0 a "background" class), until ``benchmark.run --model
-PATH.tflite`` evaluates int8-only models with class maps. It uses the
+(1001 outputs, output 0 a "background" class). ``benchmark.run --model
+PATH.tflite --model-labels FILE`` evaluates int8-only models too, but matches
+classes by name after case folding, and the ``imagenet`` dataset's ``Cardigan``
+(n02113186) and ``cardigan`` (n02963159) then collide; this tool maps classes by
+index instead (results/imagenet-sample.md). It uses the
 harness's parts unchanged: the ``imagenet`` dataset (resize to
 ``round(side * 256 / 224)``, centre crop at the model's input side; the split's
 evaluated images, ``val/`` for ``verification``), the CPU backend

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from benchmark.compile.analyzer import (AFTER_CPU, BAD_TYPE, MAPPED, NOT_SUPPORTED, OTHERWISE,
-                                        analyze, analyze_graph)
+from benchmark.compile.analyzer import (AFTER_CPU, BAD_TYPE, DYNAMIC_LINES, MAPPED,
+                                        NOT_SUPPORTED, OTHERWISE, analyze, analyze_graph)
 from benchmark.tflite_graph import read_graph
-from conftest import ROOT
+from conftest import ROOT, SHARED
 
 SHIPPED = ROOT / "models" / "signnet" / "verification"
 
@@ -28,7 +28,8 @@ def test_shipped_signnet_int8_maps_fully():
 
 def test_float_model_is_rejected_as_not_quantized():
     r = analyze(SHIPPED / "signnet_float.tflite")
-    assert r["error"] == {"kind": "not_quantized", "message": "Model not quantized"}
+    assert r["error"] == {"kind": "not_quantized", "message": "Model not quantized",
+                          "lines": ["Invalid model: <model>", "Model not quantized"]}
     assert r["ops_on_tpu"] == 0 and r["ops_on_cpu"] == 12
     assert {row["status"] for row in r["operators"]} == {BAD_TYPE}
 
@@ -48,20 +49,54 @@ def _tiny(tf, build_middle, batch_size=1, rep_seed=0):
 
 
 @pytest.mark.slow
-def test_dynamic_batch_falls_back_to_cpu_at_the_first_shape_op(tf):
+def test_dynamic_batch_is_the_compilers_dynamic_tensor_failure(tf):
+    """Batch None + Flatten: SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE computes a shape at run
+    time; the compiler's interpreter run refuses the delegate (log 36)."""
     g = _tiny(tf, lambda x: x, batch_size=None)
+    assert {"SHAPE", "PACK"} <= set(g.op_names)
     r = analyze_graph(g)
-    names = [d["operator"] for d in r["detail"]]
-    first_shape = names.index("SHAPE")
-    assert r["first_cpu_op"]["operator"] == "SHAPE"
-    assert r["first_cpu_op"]["index"] == first_shape
-    assert all(d["status"] == MAPPED for d in r["detail"][:first_shape])
-    assert r["detail"][first_shape]["status"] == NOT_SUPPORTED
-    later = r["detail"][first_shape + 1:]
-    assert later and all(d["status"] != MAPPED for d in later)
-    assert any(d["status"] == AFTER_CPU for d in later)
-    assert r["ops_on_tpu"] == first_shape
-    assert r["dynamic_tensors"] > 0 and "fixed batch of 1" in r["warnings"][0]
+    assert r["error"]["kind"] == "dynamic_shapes"
+    log = (SHARED / "edgetpu" / "36_console_dynamic_sized_tensors_failed_v16.log")
+    expected = DYNAMIC_LINES
+    if log.is_file():
+        expected = [ln.strip() for ln in log.read_text().splitlines()
+                    if "ailed" in ln or ln.startswith("ERROR")]
+    assert [ln.strip() for ln in r["error"]["lines"]] == expected
+    assert "RESHAPE" in r["error"]["detail"]
+    assert (r["ops_on_tpu"], r["subgraphs"]) == (0, 0) and r["ops_on_cpu"] == len(g.operators)
+    assert r["dynamic_tensors"] > 0
+
+
+@pytest.mark.slow
+def test_exp_v2_is_the_compilers_parse_failure(tf):
+    """TF 2.21 emits EXP v2 for int8; compiler 16 registers EXP v1 only (libedgetpu#71)."""
+    g = _tiny(tf, lambda x: keras_layer(tf, "exp")(x))
+    assert ("EXP", 2) in [(o.name, o.version) for o in g.operators]
+    r = analyze_graph(g)
+    assert r["error"]["kind"] == "op_version"
+    assert r["error"]["message"] == ("ERROR: Didn't find op for builtin opcode 'EXP' version '2'."
+                                     " An older version of this builtin might be supported. "
+                                     "Are you using an old TFLite binary with a newer model?")
+    assert r["error"]["lines"][-1] == "Model could not be parsed"
+    assert r["ops_on_tpu"] == 0 and r["subgraphs"] == 0
+
+
+@pytest.mark.slow
+def test_gelu_is_an_op_code_the_compiler_does_not_know(tf):
+    """GELU (op code 150, TFLite 2.9) is newer than the compiler's schema."""
+    g = _tiny(tf, lambda x: keras_layer(tf, "gelu")(x))
+    assert "GELU" in g.op_names
+    r = analyze_graph(g)
+    assert r["error"]["kind"] == "op_version"
+    assert r["error"]["message"].startswith("ERROR: Op builtin_code out of range: 150.")
+    assert r["ops_on_tpu"] == 0
+
+
+def keras_layer(tf, kind):
+    import keras
+    if kind == "exp":
+        return keras.layers.Lambda(lambda t: tf.exp(t))
+    return keras.layers.Activation(kind)
 
 
 @pytest.mark.slow
@@ -101,5 +136,6 @@ def test_too_new_op_versions_are_a_model_level_error(monkeypatch):
             op.version = 6   # what TF 2.9+ emits for some convs; compiler 16 cannot parse it
     r = analyzer.analyze_graph(g)
     assert r["error"]["kind"] == "op_version"
-    assert "CONV_2D v6 (compiler 16 parses up to v5)" in r["error"]["message"]
+    assert "'CONV_2D' version '6'" in r["error"]["message"]
+    assert "CONV_2D v6" in r["error"]["detail"]
     assert r["ops_on_tpu"] == 0

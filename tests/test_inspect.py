@@ -1,4 +1,5 @@
-"""benchmark.compile --inspect / inspect_compiled: real compiled models from ../shared/edgetpu/pairs."""
+"""benchmark.compile --inspect / inspect_compiled on the real compiled models of
+../shared/edgetpu/pairs."""
 
 import json
 

@@ -1,8 +1,8 @@
 """Classes by name: the model's class names against the dataset's, never by position alone.
 
 :func:`match_classes` compares the two lists after :func:`normalise_name`
-(Unicode NFKC, case folded, runs of spaces, underscores and hyphens made one
-space, ends stripped: ``"Speed_Limit 30"`` equals ``"speed limit  30"``):
+(Unicode NFKC, case folded, spaces, underscores and hyphens removed:
+``"Speed_Limit 30"`` equals ``"SPEEDLIMIT30"`` and ``"speed-limit 30"``):
 
 - the same names in the same order: nothing to do (``identity``);
 - the same names in another order: the data's labels are remapped to the
@@ -48,11 +48,11 @@ MODES = ("identity", "reordered", "subset", "partial", "positional")
 def normalise_name(name: str) -> str:
     """The form class names are compared in.
 
-    >>> normalise_name("  Speed_Limit--30 "), normalise_name("STOP")
-    ('speed limit 30', 'stop')
+    >>> normalise_name("  Speed_Limit--30 "), normalise_name("SPEEDLIMIT30")
+    ('speedlimit30', 'speedlimit30')
     """
     s = unicodedata.normalize("NFKC", str(name)).casefold()
-    return _SEPARATORS.sub(" ", s).strip()
+    return _SEPARATORS.sub("", s)
 
 
 def parse_labels(text: str, *, source: str = "labels") -> tuple[str, ...]:
@@ -152,12 +152,16 @@ class ClassMap:
                 f"({', '.join(repr(d) for d in drop[:3])}{', ...' if len(drop) > 3 else ''})")
 
     def record(self, labels: np.ndarray | None = None) -> dict:
-        """The ``class_map`` record of results.json (counts of dropped images per class)."""
+        """The ``class_map`` record of results.json.
+
+        ``labels``: data labels of the evaluated images, for the counts of the
+        images not evaluated (per class).
+        """
         rec = {"mode": self.mode, "how": self.how, "model_classes": len(self.model_names),
                "data_classes": len(self.data_names),
                "evaluated_classes": int((self.data_to_model >= 0).sum()),
                "data_to_model": self.data_to_model.tolist(),
-               "normalisation": "NFKC, casefold, spaces/underscores/hyphens -> one space"}
+               "normalisation": "NFKC, casefold, spaces/underscores/hyphens removed"}
         if labels is not None:
             counts = np.bincount(np.asarray(labels, np.int64), minlength=len(self.data_names))
             rec["dropped"] = {n: int(counts[i]) for i, n in enumerate(self.data_names)

@@ -83,7 +83,8 @@ def match_model(plan, ds, meta: dict, variants, log: Log, *, split: str):
     names, k, where = _model_classes(plan, meta, variants)
     cmap = match_classes(names, ds.class_names, num_outputs=k, class_map=plan.config.class_map,
                          source=f"the model ({where})" if plan.user else f"{entry.name} ({where})")
-    labels = ds.labels
+    _, ev = ds.split(split, seed=plan.config.seed)
+    labels = np.asarray(ds.labels)[ev]      # the split's images, before any is dropped
     ds = apply_class_map(ds, cmap)
     if log and cmap.describe():
         log(f"[{split}] {cmap.describe()}")

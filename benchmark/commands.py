@@ -34,6 +34,7 @@ COMMANDS: Registry = Registry("command", builtins={
     "study": "benchmark.study.cli:main",
     "clean": "benchmark.clean:main",
     "diagnose": "benchmark.diagnose.cli:main",
+    "devices": "benchmark.devices:main",
 })
 
 #: One line per command for the listing (no module is imported to print it).
@@ -49,6 +50,7 @@ SUMMARIES = {
     "study": "run a matrix of models x data x variants x devices (local pool or Ray)",
     "clean": "remove temporaries that killed runs left in the caches",
     "diagnose": "explain an int8 drop: saturation, per-layer error, calibration, verdict",
+    "devices": "list the Edge TPUs libedgetpu sees (type, path, USB link speed)",
 }
 
 

@@ -23,7 +23,8 @@ import ctypes
 import sys
 from pathlib import Path
 
-from benchmark.backends.edgetpu import check_edgetpu_available, parse_device_spec
+from benchmark.backends.edgetpu import (delegate_library_name, find_delegate_library,
+                                        parse_device_spec)
 from benchmark.cli import main_wrapper, prog_name
 from benchmark.errors import BackendUnavailable
 
@@ -64,7 +65,11 @@ class EdgeTpuDevice(ctypes.Structure):
 
 
 def _load_library(library: str | None):
-    lib = library or check_edgetpu_available()
+    lib = library or find_delegate_library()
+    if lib is None:
+        raise BackendUnavailable(
+            f"cannot list Edge TPUs: {delegate_library_name()} (the Edge TPU runtime) is not "
+            "installed; install libedgetpu1-std from Coral's apt repository (tools/pi/setup.sh)")
     try:
         return ctypes.CDLL(lib), lib
     except OSError as e:

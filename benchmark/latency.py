@@ -148,28 +148,114 @@ def measure_latency(backend, *, runs: int = 100, warmup: int = 10, seed: int = 0
     return out
 
 
+#: Keys of the compiler's parameter-memory figures (benchmark.compile.logparse).
+_MEMORY_KEYS = ("on_chip_used_bytes", "on_chip_remaining_bytes", "off_chip_used_bytes")
+
+
+def _find_keys(obj, keys) -> dict:
+    """The first value of each of ``keys`` anywhere in a nested JSON object."""
+    found = {}
+    stack = [obj]
+    while stack:
+        o = stack.pop(0)
+        if isinstance(o, dict):
+            found.update({k: o[k] for k in keys if k in o and k not in found})
+            stack += list(o.values())
+        elif isinstance(o, list):
+            stack += o
+    return found
+
+
+def compile_memory(model: Path) -> dict | None:
+    """The compiler's on-chip / off-chip parameter figures for a compiled model, if saved beside.
+
+    Looks next to ``X_edgetpu.tflite`` for ``X_compile.json`` (``benchmark.compile``),
+    then ``X_compile_console.log`` (the compiler's console output); None when
+    neither is there or neither has the figures.
+    """
+    model = Path(model)
+    if not model.name.endswith("_edgetpu.tflite"):
+        return None
+    stem = model.name[:-len("_edgetpu.tflite")]
+    js = model.with_name(f"{stem}_compile.json")
+    log = model.with_name(f"{stem}_compile_console.log")
+    found, source = {}, None
+    if js.is_file():
+        from benchmark.results import read_json_file
+        found, source = _find_keys(read_json_file(js, "compile record"), _MEMORY_KEYS), js
+    if not found and log.is_file():
+        from benchmark.compile.logparse import parse_compiler_output
+        r = parse_compiler_output(log.read_bytes())
+        found, source = {k: r[k] for k in _MEMORY_KEYS if r.get(k) is not None}, log
+    return dict(found, source=str(source)) if found else None
+
+
+def _mib(n) -> str:
+    return f"{n / 2 ** 20:.2f} MiB"
+
+
+def describe(r: dict) -> list[str]:
+    """The lines :func:`main` prints after the summary line (open, cold vs warm, device, host)."""
+    rt = r.get("runtime", {})
+    opened = ", ".join(f"{k[:-3]} {v:.1f} ms" for k, v in rt.get("open_ms", {}).items())
+    lines = [f"open {r['open_ms']:.1f} ms ({opened or 'interpreter'}); cold first invoke "
+             f"{r['first_invoke_ms']:.3f} ms; warm mean {r['mean_ms']:.3f} ms, std "
+             f"{r['std_ms']:.3f}, max {r['max_ms']:.3f} ms"]
+    tpu, used = rt.get("tpu"), rt.get("device_used")
+    if tpu is not None:
+        link = f", {used['link']} ({used['speed_mbps']} Mbit/s)" if used and used.get("link") \
+            else ", USB link speed unknown"
+        where = f"{used['type']} {used['path']}" if used else rt.get("device", "default")
+        lines.append(f"Edge TPU {where}{link}: {tpu['tpu_segments']} TPU segment(s), "
+                     f"{tpu['cpu_op_count']} op(s) on the CPU; parameters in the compiled file: "
+                     f"on-chip {_mib(tpu.get('on_chip_parameter_bytes') or 0)}, off-chip "
+                     f"{_mib(tpu.get('off_chip_parameter_bytes') or 0)}")
+    mem = r.get("compile_memory")
+    if mem:
+        lines.append("compiler: " + ", ".join(f"{k[:-6].replace('_', ' ')} {_mib(v)}"
+                                              for k, v in mem.items() if k != "source")
+                     + f" ({Path(mem['source']).name})")
+    host = r.get("host", {}).get("before", {})
+    lines.append(f"host: governor {','.join(host.get('governor') or ['unknown'])}, "
+                 f"temperature {host.get('temperature_c') or 'unknown'} -> "
+                 f"{r.get('host', {}).get('after', {}).get('temperature_c') or 'unknown'}, "
+                 f"load {host.get('load_average_1m')}")
+    if r.get("warning"):
+        lines.append(f"warning: {r['warning']}")
+    return lines
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog=prog_name("python -m benchmark.latency"),
                                 description=__doc__.split("\n")[0])
     p.add_argument("model", type=Path,
                    help=".tflite model (an _edgetpu.tflite for --device edgetpu)")
     p.add_argument("--device", choices=("cpu", "edgetpu"), default="cpu")
+    p.add_argument("--edgetpu-device", default=None,
+                   help="Edge TPU to use: usb, usb:N, pci, pci:N or :N (default: the first)")
     p.add_argument("--runs", type=int, default=200, help="timed invokes (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed invokes first (default 20)")
     p.add_argument("--num-threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = p.parse_args(argv)
     _check_counts(args.runs, args.warmup)
-    with make_backend(args.device, args.model, num_threads=args.num_threads) as b:
+    from benchmark.backends.edgetpu import parse_device_spec
+    device = parse_device_spec(args.edgetpu_device)
+    t0 = time.perf_counter()
+    with make_backend(args.device, args.model, num_threads=args.num_threads,
+                      edgetpu_device=device) as b:
+        open_ms = (time.perf_counter() - t0) * 1000.0
         first = time_first_invoke(b)   # a fresh backend: this invoke is the cold one
         r = measure_latency(b, runs=args.runs, warmup=args.warmup, first_invoke_ms=first)
         r["runtime"] = b.info()
-    r["model"] = str(args.model)
-    r["model_bytes"] = args.model.stat().st_size
+    r.update(model=str(args.model), model_bytes=args.model.stat().st_size,
+             open_ms=round(open_ms, 3), compile_memory=compile_memory(args.model))
     print(f"{args.model.name} on {args.device}: mean {r['mean_ms']:.3f} ms "
           f"(std {r['std_ms']:.3f}), p50 {r['p50_ms']:.3f}, p90 {r['p90_ms']:.3f}, "
           f"p99 {r['p99_ms']:.3f} ms, {r['throughput_per_s']:.0f}/s; first invoke "
           f"{r['first_invoke_ms']:.3f} ms; {r['model_bytes']} bytes")
+    for line in describe(r):
+        print(line)
     if args.json:
         from benchmark.results import write_json
         write_json(args.json, r)

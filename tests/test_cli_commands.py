@@ -10,8 +10,8 @@ from benchmark.commands import COMMANDS, main
 from conftest import ROOT
 
 INT8 = ROOT / "models" / "signnet" / "verification" / "signnet_int8.tflite"
-EXPECTED = ["clean", "compile", "convert", "diagnose", "latency", "modelcard", "paper", "report",
-            "run", "study", "train"]
+EXPECTED = ["clean", "compile", "convert", "devices", "diagnose", "latency", "modelcard", "paper",
+            "report", "run", "study", "train"]
 
 
 def test_the_registry_holds_every_command_lazily():

@@ -94,3 +94,105 @@ def test_bad_counts_are_usage_errors():
         measure_latency(_FakeInterpreterBackend(), runs=0)
     r = run_cli("benchmark.latency", MODEL, "--runs", "0")
     assert r.returncode == 2 and "--runs must be >= 1" in r.stderr
+
+
+# ------------------------------------------------------------------ cold vs warm, host, Edge TPU
+
+CONSOLE = """Edge TPU Compiler version 16.0.384591198
+Started a compilation timeout timer of 180 seconds.
+
+Model compiled successfully in 412 ms.
+
+Input model: signnet_int8.tflite
+Input size: 276.73KiB
+Output model: signnet_int8_edgetpu.tflite
+Output size: 402.11KiB
+On-chip memory used for caching model parameters: 352.25KiB
+On-chip memory remaining for caching model parameters: 7.61MiB
+Off-chip memory used for streaming uncached model parameters: 0.00B
+Number of Edge TPU subgraphs: 1
+Total number of operations: 14
+Operation log: signnet_int8_edgetpu.log
+See the operation log file for individual operation details.
+Compilation child process completed within timeout period.
+""" + "Compilation succeeded! \n"   # the trailing space is the compiler's
+
+
+def _fake_sysfs(root, governors=("performance", "performance"), temps=(("cpu-thermal", 48312),)):
+    for i, g in enumerate(governors):
+        d = root / "devices" / "system" / "cpu" / f"cpu{i}" / "cpufreq"
+        d.mkdir(parents=True)
+        (d / "scaling_governor").write_text(g + "\n")
+    for i, (kind, milli) in enumerate(temps):
+        z = root / "class" / "thermal" / f"thermal_zone{i}"
+        z.mkdir(parents=True)
+        (z / "type").write_text(kind + "\n")
+        (z / "temp").write_text(f"{milli}\n")
+
+
+def test_host_governor_and_temperature_from_sysfs(tmp_path):
+    from benchmark import hoststate
+    _fake_sysfs(tmp_path, governors=("ondemand", "performance"))
+    assert hoststate.cpu_governors(tmp_path) == ["ondemand", "performance"]
+    assert hoststate.temperatures(tmp_path) == {"cpu-thermal": 48.3}
+    assert hoststate.cpu_governors(tmp_path / "none") is None
+    assert hoststate.temperatures(tmp_path / "none") is None
+
+
+def test_busy_warning_counts_other_processes_only():
+    from benchmark.hoststate import Snapshot, busy_warning, others_cores
+    tick = __import__("os").sysconf("SC_CLK_TCK")
+    # 2 s window: 3 core-seconds busy on the host, 1 of them this process -> others used 1 core
+    a = Snapshot(wall=10.0, own_cpu=5.0, jiffies=(0, 0), load_average=(0.1, 0, 0),
+                 governor=None, temperature_c=None, cores=2)
+    b = Snapshot(wall=12.0, own_cpu=6.0, jiffies=(3 * tick, 0), load_average=(0.1, 0, 0),
+                 governor=None, temperature_c=None, cores=2)
+    assert others_cores(a, b) == pytest.approx(1.0)
+    assert "other processes used 1.0 of 2 cores" in busy_warning(a, b)
+    quiet = Snapshot(wall=12.0, own_cpu=6.0, jiffies=(int(1.5 * tick), 0),
+                     load_average=(0.1, 0, 0), governor=None, temperature_c=None, cores=2)
+    assert busy_warning(a, quiet) is None                        # others: 0.25 cores
+    loaded = Snapshot(wall=10.0, own_cpu=5.0, jiffies=None, load_average=(2.5, 0, 0),
+                      governor=None, temperature_c=None, cores=2)
+    assert "load average 2.5 >= 2 cores" in busy_warning(loaded, quiet)
+
+
+def test_latency_record_has_host_state_and_open_times():
+    b = LiteRTCPUBackend(MODEL, num_threads=1)
+    r = measure_latency(b, runs=5, warmup=1)
+    assert set(r["host"]) == {"before", "after"}
+    assert set(r["host"]["before"]) == {"load_average_1m", "governor", "temperature_c"}
+    assert r["std_ms"] >= 0 and r["max_ms"] >= r["mean_ms"]
+
+
+def test_edgetpu_latency_cli_cold_vs_warm(monkeypatch, tmp_path, capsys):
+    """latency --device edgetpu on the fake Edge TPU (child process): open times of the
+    delegate, the cold first invoke, warm invokes, the proof record and the compiler's
+    parameter figures saved beside the model."""
+    import shutil
+    from benchmark.backends.fake import make_fake_compiled
+    from benchmark.latency import main
+    from edgetpu_fakes import use_fake_edgetpu
+    use_fake_edgetpu(monkeypatch)
+    shutil.copy(MODEL, tmp_path / "signnet_int8.tflite")
+    model = tmp_path / "signnet_int8_edgetpu.tflite"
+    make_fake_compiled(MODEL, model)
+    (tmp_path / "signnet_int8_compile_console.log").write_text(CONSOLE)
+    out = tmp_path / "lat.json"
+    assert main([str(model), "--device", "edgetpu", "--edgetpu-device", "usb:0", "--runs", "5",
+                 "--warmup", "1", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("signnet_int8_edgetpu.tflite on edgetpu: mean")
+    assert "cold first invoke" in text and "1 TPU segment(s), 0 op(s) on the CPU" in text
+    assert "compiler: on chip used 0.34 MiB, on chip remaining 7.61 MiB, off chip used " \
+           "0.00 MiB (signnet_int8_compile_console.log)" in text
+    r = json.loads(out.read_text())
+    assert r["n"] == 5 and r["first_invoke_ms"] > 0 and r["open_ms"] > 0
+    assert {"delegate_ms", "interpreter_ms", "allocate_ms"} <= set(r)
+    assert r["runtime"]["device"] == "usb:0" and r["runtime"]["tpu"]["tpu_segments"] == 1
+    assert r["compile_memory"]["on_chip_used_bytes"] == 360704
+
+
+def test_latency_cli_refuses_a_bad_device_spec():
+    r = run_cli("benchmark.latency", MODEL, "--device", "edgetpu", "--edgetpu-device", "usb-0")
+    assert r.returncode == 2 and "--edgetpu-device 'usb-0'" in r.stderr

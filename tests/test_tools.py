@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -197,7 +198,7 @@ def test_setup_check_failure_exits_4(tmp_path):
 
 
 def test_run_benchmark_on_cpu_packs_an_archive(tmp_path):
-    import sys
+
     out = tmp_path / "pi"
     r = sh("tools/pi/run_benchmark.sh", "--devices", "cpu", "--splits", "verification",
            "--limit", "30", "--out", out, env={"PY": sys.executable, "PATH": "/usr/bin:/bin"})
@@ -210,7 +211,7 @@ def test_run_benchmark_on_cpu_packs_an_archive(tmp_path):
 
 
 def test_run_benchmark_records_a_missing_edgetpu_and_fails(tmp_path):
-    import sys
+
     out = tmp_path / "pi"
     r = sh("tools/pi/run_benchmark.sh", "--devices", "edgetpu", "--splits", "verification",
            "--out", out, env={"PY": sys.executable, "PATH": "/usr/bin:/bin"})
@@ -225,3 +226,206 @@ def test_compile_all_dry_run_lists_the_shipped_models():
     assert r.returncode == 0
     assert "models/signnet/full/signnet_int8.tflite" in r.stdout
     assert "models/signnet/verification/signnet_int8.tflite" in r.stdout
+
+
+# --- host <-> Pi: compile_all.sh bundles, run_benchmark.sh runs a bundle ------------------
+
+FAKE_COMPILER = r'''
+# Fake edgetpu_compiler: [-s] -o OUT [opts] MODEL -> OUT/<stem>_edgetpu.tflite (a copy), a log
+if [ "$1" = "--version" ]; then echo "Edge TPU Compiler version 16.0.384591198"; exit 0; fi
+echo "$@" >> "$(dirname "$0")/calls.log"
+out=.
+while [ $# -gt 1 ]; do case "$1" in -o) out=$2; shift ;; esac; shift; done
+stem=$(basename "$1" .tflite)
+cp "$1" "$out/${stem}_edgetpu.tflite"
+printf 'Edge TPU Compiler version 16.0.384591198\n' > "$out/${stem}_edgetpu.log"
+echo "Edge TPU Compiler version 16.0.384591198"
+echo "Model compiled successfully in 7 ms."
+echo "Compilation succeeded! "
+'''
+
+
+def user_model_dir(tmp_path):
+    """A model folder of the user's, not laid out as <model>/<split>/: an int8 and a float
+    .tflite, a labels file, metadata and a .keras file the Pi does not need."""
+    src = ROOT / "models" / "signnet" / "verification"
+    d = tmp_path / "mine" / "mynet"
+    d.mkdir(parents=True)
+    shutil.copy(src / "signnet_int8.tflite", d / "mynet_int8.tflite")
+    shutil.copy(src / "signnet_float.tflite", d / "mynet_float.tflite")
+    (d / "labels.txt").write_text("a\nb\n")
+    (d / "preprocess.toml").write_text("scale = 1\n")
+    (d / "mynet.keras").write_bytes(b"not for the Pi")
+    return d
+
+
+def listing(d):
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+
+
+def test_compile_all_without_the_compiler_is_one_line_exit_4(tmp_path):
+    r = sh("tools/compile_all.sh", "--out", tmp_path / "b", env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 4 and r.stderr.startswith("compile_all.sh: error: edgetpu_compiler "
+                                                     "not found on PATH")
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+
+
+def test_compile_all_bundles_any_model_dir_with_a_manifest(tmp_path):
+    import json
+    d = user_model_dir(tmp_path)
+    before = listing(d.parent)
+    out = tmp_path / "bundle"
+    r = sh("tools/compile_all.sh", "--allow-uncompiled", "--model-dir", d, "--model",
+           ROOT / "models/signnet/full/signnet_int8.tflite", "--out", out,
+           env={"PY": sys.executable, "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warning: edgetpu_compiler not found" in r.stderr
+    assert listing(d.parent) == before  # the sources are not touched
+    assert listing(out / "models" / "mynet") == [
+        "labels.txt", "mynet_float.tflite", "mynet_int8.tflite", "mynet_int8_compile.json",
+        "preprocess.toml"]
+    assert (out / "models/signnet/full/signnet_int8.tflite").is_file()
+    assert (out / "models/signnet/full/train_meta.json").is_file()
+    assert not (out / "models/signnet/full/signnet.keras").exists()
+    info = json.loads((out / "bundle.json").read_text())
+    assert [m["int8"] for m in info["models"]] == ["models/mynet/mynet_int8.tflite",
+                                                   "models/signnet/full/signnet_int8.tflite"]
+    assert info["compiler"] is None and all(m["compiled"] is None for m in info["models"])
+    check = subprocess.run(["sha256sum", "-c", "MANIFEST.sha256"], cwd=out, capture_output=True,
+                           text=True)
+    files = [p for p in out.rglob("*") if p.is_file() and p.name != "MANIFEST.sha256"]
+    assert check.returncode == 0 and check.stdout.count(": OK") == len(files) == 14
+    with tarfile.open(f"{out}.tar.gz") as t:
+        assert "bundle/MANIFEST.sha256" in t.getnames()
+
+
+def test_compile_all_runs_the_compiler_into_the_bundle(tmp_path):
+    import json
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    stub(bin_ / "edgetpu_compiler", FAKE_COMPILER)
+    d = user_model_dir(tmp_path)
+    out = tmp_path / "bundle"
+    r = sh("tools/compile_all.sh", "--model-dir", d, "--out", out, "--no-tar", "--", "-m", "13",
+           env={"PY": sys.executable, "PATH": f"{bin_}:/usr/bin:/bin"})
+    assert (out / "models/mynet/mynet_int8_edgetpu.tflite").is_file(), r.stdout + r.stderr
+    assert not (d / "mynet_int8_edgetpu.tflite").exists()
+    call = (bin_ / "calls.log").read_text()
+    assert "-m 13" in call and f"{out}/models/mynet/mynet_int8.tflite" in call
+    info = json.loads((out / "bundle.json").read_text())
+    assert info["compiler"] == "Edge TPU Compiler version 16.0.384591198"
+    assert info["models"][0]["compiled"] == "models/mynet/mynet_int8_edgetpu.tflite"
+    assert not (tmp_path / "bundle.tar.gz").exists()
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--bogus"], 2, "unknown option --bogus"),
+    (["--model-dir", "/nonexistent"], 3, "--model-dir /nonexistent: no such directory"),
+    (["--model-dir", "docs"], 3, "no *_int8.tflite below it"),
+    (["--model", "/nonexistent_int8.tflite"], 3, "no such file"),
+    (["--model", "models/signnet/full/signnet_float.tflite", "--model",
+      "models/signnet-gtsrb/full/signnet-gtsrb_int8.tflite", "--model-dir", "models/signnet"],
+     0, ""),
+])
+def test_compile_all_bad_input(tmp_path, args, code, message):
+    r = sh("tools/compile_all.sh", "--dry-run", *args, "--out", tmp_path / "b")
+    assert r.returncode == code, r.stderr
+    assert message in r.stderr
+
+
+def test_compile_all_refuses_collisions_compiled_inputs_and_a_used_out(tmp_path):
+    a, b = tmp_path / "a" / "net", tmp_path / "b" / "net"
+    for d in (a, b):
+        d.mkdir(parents=True)
+        (d / "net_int8.tflite").write_bytes(b"x")
+    r = sh("tools/compile_all.sh", "--dry-run", "--model-dir", a, "--model-dir", b)
+    assert r.returncode == 2 and "would both go to models/net" in r.stderr
+    (a / "net_int8_edgetpu.tflite").write_bytes(b"x")
+    r = sh("tools/compile_all.sh", "--dry-run", "--model", a / "net_int8_edgetpu.tflite")
+    assert r.returncode == 2 and "is already compiled" in r.stderr
+    r = sh("tools/compile_all.sh", "--dry-run", "--out", a)
+    assert r.returncode == 2 and "exists and is not empty" in r.stderr
+
+
+def test_run_benchmark_dry_run_of_a_bundle(tmp_path):
+    d = user_model_dir(tmp_path)
+    out = tmp_path / "bundle"
+    sh("tools/compile_all.sh", "--allow-uncompiled", "--model-dir", d, "--model-dir",
+       ROOT / "models/signnet", "--out", out, env={"PY": sys.executable, "PATH": "/usr/bin:/bin"})
+    r = sh("tools/pi/run_benchmark.sh", "--dry-run", "--bundle", f"{out}.tar.gz", "--splits",
+           "verification", "--devices", "edgetpu", "--data-dir", "/data/signs", "--cache-dir",
+           "/cache", "--out", tmp_path / "pi", "--", "--latency", "5")
+    assert r.returncode == 0, r.stderr
+    runs = [ln for ln in r.stdout.splitlines() if ln.startswith("== ")]
+    assert runs == ["== mynet / verification / edgetpu", "== signnet / verification / edgetpu"]
+    assert f"--model {out}/models/mynet --split verification" in r.stdout
+    assert (f"--model signnet --split verification --device edgetpu --out {tmp_path}/pi/"
+            f"signnet-verification-edgetpu --quiet --data-dir /data/signs --cache-dir /cache "
+            f"--model-dir {out}/models --latency 5") in r.stdout
+    (out / "models/signnet/full/signnet_int8.tflite").write_bytes(b"changed")
+    bad = sh("tools/pi/run_benchmark.sh", "--dry-run", "--bundle", out)
+    assert bad.returncode == 3 and "files differ from MANIFEST.sha256" in bad.stderr
+
+
+def test_run_benchmark_options(tmp_path):
+    r = sh("tools/pi/run_benchmark.sh", "--dry-run", "--model", "signnet-gtsrb", "--model",
+           "/my/net_int8.tflite", "--model-dir", "/my/models", "--dataset", "gtsrb", "--splits",
+           "full", "--devices", "cpu", "--out", tmp_path / "pi")
+    assert r.returncode == 0, r.stderr
+    assert "== signnet-gtsrb / full / cpu" in r.stdout and "== net_int8 / full / cpu" in r.stdout
+    assert "--model /my/net_int8.tflite --split full --device cpu" in r.stdout
+    assert "--model-dir /my/models --dataset gtsrb" in r.stdout
+    bad = sh("tools/pi/run_benchmark.sh", "--bogus")
+    assert bad.returncode == 2 and "unknown option --bogus" in bad.stderr
+    help_ = sh("tools/pi/run_benchmark.sh", "--help").stdout
+    for var in ("EDGETPU_BENCH_MODELS", "EDGETPU_BENCH_CACHE", "EDGETPU_BENCH_DATA_WORKERS",
+                "EDGETPU_BENCH_TPU_TIMEOUT", "EDGETPU_BENCH_PAIRING", "EDGETPU_BENCH_DEBUG",
+                "EDGETPU_BENCH_GTSRB_URL"):
+        assert var in help_
+
+
+def test_every_environment_variable_of_the_code_is_documented():
+    """grep the package for EDGETPU_BENCH_*: each one is in run_benchmark.sh --help and
+    docs/edge-tpu.md (what the Pi scripts document)."""
+    import re
+    used = set()
+    for p in (ROOT / "benchmark").rglob("*.py"):
+        used |= set(re.findall(r"EDGETPU_BENCH_[A-Z_]+", p.read_text()))
+    assert "EDGETPU_BENCH_CACHE" in used
+    help_ = sh("tools/pi/run_benchmark.sh", "--help").stdout
+    doc = (ROOT / "docs" / "edge-tpu.md").read_text()
+    assert sorted(v for v in used if v not in help_) == []
+    assert sorted(v for v in used if v not in doc) == []
+
+
+@pytest.mark.slow
+def test_host_pi_round_trip_on_the_cpu(tmp_path):
+    """compile_all bundle -> run_benchmark --bundle (CPU) -> archive -> report merging the
+    Pi's run with a host run into one comparison."""
+    env = {"PY": sys.executable, "PATH": "/usr/bin:/bin"}
+    bundle = tmp_path / "bundle"
+    r = sh("tools/compile_all.sh", "--allow-uncompiled", "--model",
+           ROOT / "models/signnet/verification/signnet_int8.tflite", "--out", bundle, env=env)
+    assert r.returncode == 0, r.stderr
+    r = sh("tools/pi/run_benchmark.sh", "--bundle", f"{bundle}.tar.gz", "--devices", "cpu",
+           "--limit", "30", "--out", tmp_path / "pi", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    back = tmp_path / "back"
+    back.mkdir()
+    with tarfile.open(tmp_path / "pi.tar.gz") as t:
+        t.extractall(back)
+    pi_run = back / "pi" / "signnet-verification-cpu"
+    assert (pi_run / "results.json").is_file()
+    assert (back / "pi" / "logs" / "signnet-verification-cpu.stdout.txt").is_file()
+    host = subprocess.run([sys.executable, "-m", "benchmark.run", "--split", "verification",
+                           "--limit", "30", "--out", tmp_path / "host", "--quiet", "--no-report"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert host.returncode == 0, host.stderr
+    rep = subprocess.run([sys.executable, "-m", "benchmark.report", pi_run, tmp_path / "host",
+                          "--out", tmp_path / "cmp" / "report.html"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert rep.returncode == 0, rep.stderr
+    page = (tmp_path / "cmp" / "report.html").read_text()
+    assert "<h2>Comparison" in page and str(pi_run) in page and str(tmp_path / "host") in page
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    assert f"## Run `{pi_run}`" in md and f"## Run `{tmp_path / 'host'}`" in md

@@ -426,3 +426,19 @@ def test_cli_reports_the_chosen_pair(monkeypatch, capsys):
 def test_docs_hold_the_table_the_code_uses():
     doc = (ROOT / "docs" / "edge-tpu.md").read_text()
     assert pairing.table_markdown() in doc
+
+
+@pytest.mark.edgetpu
+def test_real_device_pairing_and_probe(capsys):
+    """On a machine with libedgetpu and an Edge TPU: the installed pair is not known-bad and
+    the child-process probe loads the delegate on Coral's MobileNet v1 0.25 and invokes it."""
+    from benchmark.backends import edgetpu
+    from conftest import SHARED
+    model = SHARED / "edgetpu" / "pairs" / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+    if edgetpu.find_delegate_library() is None:
+        pytest.skip("no Edge TPU runtime (libedgetpu) on this machine")
+    if not model.is_file():
+        pytest.skip("../shared/edgetpu/pairs not present")
+    assert pairing.main(["--probe", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "pairing: " in out and "probe ok: " in out

@@ -309,3 +309,31 @@ def test_a_killed_worker_loses_only_its_cell(local_study, tmp_path):
     assert p.returncode == 0, stderr[-2000:]
     assert "8 cells, 8 done" in stdout and "0 failed" in stdout
     assert _table(out) == _table(study.out)
+
+
+def test_a_cell_failing_in_its_worker_is_listed_and_rerun_alone(tmp_path):
+    from benchmark.study.executors import LocalExecutor
+    from benchmark.study.runner import StudyResult, execute_cells, plan_cells
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models" / "signnet", models / "signnet")
+    float_file = models / "signnet" / "full" / "signnet_float.tflite"
+    good = float_file.read_bytes()
+    study = load_study(_write(tmp_path, limit=40, models=models), out=tmp_path / "out")
+    states = plan_cells(study)
+    float_file.write_bytes(b"broken")           # changed after planning: fails in the worker
+    ex = LocalExecutor(2)
+    try:
+        execute_cells(study, states, ex, Progress(8, quiet=True))
+    finally:
+        ex.shutdown()
+    failed = [s for s in states if s.status == "failed"]
+    assert {s.cell.split for s in failed} == {"full"} and len(failed) == 4
+    assert all(s.key and "signnet_float.tflite" in s.error and "\n" not in s.error
+               for s in failed)
+    assert not any((s.dir / "results.json").exists() for s in failed)
+    keys = ",".join(s.key for s in failed)
+    assert f"rerun them: edgetpu-bench study s.toml --only {keys}" in summary(
+        StudyResult(study, states), "edgetpu-bench study s.toml")
+    float_file.write_bytes(good)
+    again = run_study(study, workers=2, quiet=True, report=False, only=set(keys.split(",")))
+    assert again.ran == 4 and not again.failed and len(again.states) == 4

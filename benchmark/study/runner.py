@@ -233,6 +233,8 @@ def summary(result: StudyResult, argv_hint: str) -> str:
         keys = [s.key for s in result.failed if s.key]
         if keys:
             lines.append(f"rerun them: {argv_hint} --only {','.join(keys)}")
+        if len(keys) < len(result.failed):
+            lines.append(f"cells not planned run once fixed: {argv_hint}")
     return "\n".join(lines)
 
 

@@ -452,6 +452,26 @@ def _options(o: FlatTable, names: _Names) -> tuple[str | None, dict]:
     return type_name, values
 
 
+#: The options table each op carries (the converter always writes this one; another
+#: one means the opcode or the options type byte is corrupt).
+_OPTIONS_OF = {
+    "CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
+    "MAX_POOL_2D": "Pool2DOptions", "AVERAGE_POOL_2D": "Pool2DOptions",
+    "L2_POOL_2D": "Pool2DOptions", "FULLY_CONNECTED": "FullyConnectedOptions",
+    "SOFTMAX": "SoftmaxOptions", "CONCATENATION": "ConcatenationOptions",
+    "ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions",
+    "RESHAPE": "ReshapeOptions", "RESIZE_BILINEAR": "ResizeBilinearOptions",
+    "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
+    "STRIDED_SLICE": "StridedSliceOptions", "MEAN": "ReducerOptions", "SUM": "ReducerOptions",
+    "REDUCE_MAX": "ReducerOptions", "REDUCE_MIN": "ReducerOptions",
+    "SPLIT": "SplitOptions", "PACK": "PackOptions", "TRANSPOSE_CONV": "TransposeConvOptions",
+    "SQUEEZE": "SqueezeOptions", "L2_NORMALIZATION": "L2NormOptions",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions",
+    "LSTM": "LSTMOptions", "PAD": "PadOptions", "GATHER": "GatherOptions",
+    "SPACE_TO_DEPTH": "SpaceToDepthOptions", "TRANSPOSE": "TransposeOptions",
+}
+
+
 def _custom_options(fb: FlatBuffer, o: FlatTable) -> memoryview | None:
     """A custom op's option bytes (also when stored past the flatbuffer, for >2 GB models)."""
     if o.has(5):
@@ -472,6 +492,9 @@ def _operator(fb, o: FlatTable, index: int, codes, n_tensors: int, names) -> Ope
         raise Malformed(f"{label}: opcode index {opcode} of {len(codes)} operator codes")
     name, version, custom = codes[opcode]
     otype, values = _options(o, names)
+    if otype is not None and _OPTIONS_OF.get(name, otype) != otype:
+        raise Malformed(f"{label}: {name} carries {otype} (the opcode or the options are "
+                        "corrupt)")
     act = values.get("fused_activation")
     return OperatorInfo(
         index=index, name=name, version=version,
@@ -530,6 +553,45 @@ def _check_requantization(g: "GraphInfo") -> None:
                             "[2**-32, 256) (corrupt quantization parameters)")
 
 
+_WINDOW_FIELDS = ("stride_w", "stride_h", "filter_w", "filter_h", "dilation_w", "dilation_h",
+                  "depth_multiplier")
+
+
+def _check_windows(g: "GraphInfo") -> None:
+    """Conv/pool strides, filters and dilations within 1..65535, and output channels that
+    follow from the inputs (a corrupt stride or activation shape otherwise reads as valid)."""
+    for op in g.operators:
+        low = {"depth_multiplier": 0}
+        bad = [f for f in _WINDOW_FIELDS
+               if f in op.options and not low.get(f, 1) <= op.options[f] < 1 << 16]
+        if bad:
+            raise Malformed(f"operator {op.index} ({op.name}): {bad[0]} = {op.options[bad[0]]}")
+        if op.name not in ("CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D") or not op.inputs \
+                or not op.outputs or min(op.inputs[:2] + op.outputs[:1]) < 0:
+            continue
+        x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+        want = g.tensors[op.inputs[1]].shape[:1] if op.name == "CONV_2D" else x.shape[-1:]
+        if len(y.shape) == 4 and len(x.shape) == 4 and y.shape[-1:] != tuple(want):
+            raise Malformed(f"operator {op.index} ({op.name}): output shape {list(y.shape)} "
+                            f"does not follow from its inputs")
+
+
+def _check_probabilities(g: "GraphInfo") -> None:
+    """8-bit SOFTMAX/LOGISTIC outputs use scale 1/256 (zero point -128 int8, 0 uint8): the
+    interpreter's kernels refuse anything else."""
+    for op in g.operators:
+        if op.name not in ("SOFTMAX", "LOGISTIC") or not op.outputs or op.outputs[0] < 0:
+            continue
+        y = g.tensors[op.outputs[0]]
+        if y.dtype in ("INT8", "UINT8") and y.scale.size and (
+                abs(y.scale[0] - 1 / 256) > 1e-3 / 256
+                or int(y.zero_point[0] if y.zero_point.size else 0)
+                != (-128 if y.dtype == "INT8" else 0)):
+            raise Malformed(f"operator {op.index} ({op.name}): output quantization "
+                            f"{y.scale[0]:g}/{int(y.zero_point[0]) if y.zero_point.size else 0}"
+                            " is not 1/256 (corrupt quantization parameters)")
+
+
 def _parse_graph(buf: bytes, names: _Names) -> GraphInfo:
     fb = FlatBuffer(buf)
     root = fb.root()
@@ -555,6 +617,8 @@ def _parse_graph(buf: bytes, names: _Names) -> GraphInfo:
         num_subgraphs=len(subgraphs), description=root.string(3) or "",
         metadata=_metadata(root, buffers), subgraph_name=g.string(4) or "")
     _check_requantization(graph)
+    _check_windows(graph)
+    _check_probabilities(graph)
     return graph
 
 

@@ -233,6 +233,8 @@ def print_table(name: str, r: dict) -> None:
         print("note: an internal compiler error occurred before the successful run (flaky)")
     if r.get("error"):
         print(f"error ({r['error']['kind']}): {r['error']['message']}")
+        if r["error"].get("detail"):
+            print(f"  {r['error']['detail']}")
         print(f"try: {r['error'].get('advice') or advice(r['error']['kind'])}")
 
 
@@ -274,10 +276,10 @@ def _distinguishing_folders(model: Path, group: list[Path]) -> Path:
     return Path(*parents[model][-k:])
 
 
-def _predict(model: Path, have_compiler: bool) -> dict:
+def _predict(model: Path, have_compiler: bool, multiple_subgraphs: bool = False) -> dict:
     """The static analyzer's prediction; an unreadable model fails only without a compiler."""
     try:
-        return analyze(model)
+        return analyze(model, multiple_subgraphs=multiple_subgraphs)
     except DataError as e:   # not a (readable) TFLite flatbuffer; the message names the file
         if not have_compiler:
             raise
@@ -290,7 +292,7 @@ def _compile_one(args: CompileConfig, model: Path, out_dir: Path,
     """Compile (or analyze) one model, print it and write ``<out_dir>/<stem>_compile.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     record: dict = {"model": str(model)}
-    predicted = _predict(model, have_compiler)
+    predicted = _predict(model, have_compiler, args.enable_multiple_subgraphs)
     record["analyzer"] = predicted
     if have_compiler:
         compiled = run_compiler(args, model, out_dir)
@@ -308,6 +310,8 @@ def _compile_one(args: CompileConfig, model: Path, out_dir: Path,
             print_table(model.name, predicted)
             for w in predicted.get("warnings", []):
                 print(f"warning: {w}")
+            for u in predicted.get("uncertain", []):
+                print(f"uncertain: {u}")
         status = 1 if predicted.get("error") else 0
     write_json(out_dir / f"{model.stem}_compile.json", record)
     if args.json:

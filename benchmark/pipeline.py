@@ -23,7 +23,7 @@ import numpy as np
 from benchmark import evaluate
 from benchmark.compare import Comparison, compare_variants
 from benchmark.config import RunConfig
-from benchmark.errors import BackendUnavailable, BenchError, DataError
+from benchmark.errors import BackendUnavailable, BenchError, DataError, UsageError
 from benchmark.evaluate import EvalSettings, VariantResult
 from benchmark.plan import RunPlan, SplitPlan, plan_run
 from benchmark.predcache import EvalContext, PredictionCache, cache_dir
@@ -212,7 +212,7 @@ def _evaluate_all(cfg: RunConfig, plan: RunPlan, split: str, ds, eval_idx,
         try:
             r, cached = _evaluate_one(cfg, ctx, cache, v, sha, ds, split, log)
         except BenchError as e:
-            if v.device != "edgetpu":
+            if v.device != "edgetpu" or isinstance(e, UsageError):   # a typo is no fallback
                 raise
             notes[v.name] = _tpu_failure(cfg, split, v, e, log)
             continue
@@ -302,7 +302,6 @@ def _raise_tpu_failure(result: RunResult) -> None:
     for sr in result.splits.values():
         f = sr.record.get("edgetpu_failure")
         if f and not f["fallback"]:
-            from benchmark.errors import UsageError
             cls = {2: UsageError, 3: DataError}.get(f["exit_code"], BackendUnavailable)
             raise cls(f"{f['error']} (the CPU variants' results are in {result.out})")
 

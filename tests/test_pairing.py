@@ -201,6 +201,11 @@ def test_unknown_library_says_why():
     assert v.status == UNKNOWN and "TensorFlow version is not known" in v.evidence
 
 
+def test_an_unreadable_interpreter_version_is_unknown_not_bad():
+    v = judge(lib("16.0"), Interp("tflite_runtime", "unknown"))
+    assert v.status == UNKNOWN and "version could not be read" in v.evidence
+
+
 def test_choose_prefers_known_good_then_unknown():
     interps = [Interp("ai_edge_litert", "2.3.0"), Interp("tflite_runtime", "2.17.1")]
     assert pairing.choose(lib("16.0tf2.17.1-1"), interps).interpreter.package == "tflite_runtime"

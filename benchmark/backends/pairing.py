@@ -303,6 +303,8 @@ class Verdict:
 def judge(lib: EdgeTPULibrary, interp: Interp, table=COMPATIBILITY) -> Verdict:
     """The verdict of :data:`COMPATIBILITY` on one pair (``unknown`` when no row matches)."""
     family = "ai_edge_litert" if interp.package == "ai_edge_litert" else "tflite"
+    if not _vtuple(interp.version):
+        return Verdict(UNKNOWN, lib, interp, "the interpreter's version could not be read")
     keys = _library_keys(lib)
     for rule in table:
         if rule.library in keys and rule.interpreter == family \

@@ -8,7 +8,10 @@ Sources (``--data-dir`` may name the file or a folder holding it):
 - its extracted folder ``cifar-100-python/``;
 - an ``.npz`` with ``test_images``/``train_images`` (N, 32, 32, 3) uint8,
   ``test_fine_labels``/``train_fine_labels`` and ``fine_label_names``, such as
-  the partial copy of the first images of each batch.
+  the partial copy of the first images of each batch. Its arrays are checked, not cast:
+  images must be channels-last RGB of uint8 (or of integers within 0..255), labels integer
+  class ids, one per image; float images (e.g. scaled to [0, 1]), channels-first arrays,
+  pixel values outside 0..255 and labels of another length are one-line DataErrors.
 
 Row layout of the returned arrays: rows ``0 .. n_test-1`` are the test
 images in file order (so a prediction's ``index`` under the verification
@@ -85,10 +88,60 @@ def _unpickle(blob: bytes, name: str) -> dict:
     return d
 
 
+def pixels_uint8(x, where: str) -> np.ndarray:
+    """``x`` as uint8 when it holds 8-bit pixel values; DataError naming ``where`` otherwise.
+
+    Float arrays (for example images scaled to [0, 1]), values outside 0..255
+    and non-numeric arrays are refused, never wrapped or truncated.
+    """
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.floating):
+        hi = float(np.nanmax(x)) if x.size else 0.0
+        hint = " (images scaled to [0, 1]? store round(x * 255) as uint8)" if hi <= 1.0 else ""
+        raise DataError(f"{where} holds {x.dtype} values (max {hi:.4g}); expected uint8 pixel "
+                        f"values 0..255{hint}")
+    if not np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
+        raise DataError(f"{where} holds {x.dtype} values; expected uint8 pixel values 0..255")
+    lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+    if lo < 0 or hi > 255:
+        raise DataError(f"{where} has pixel values {lo}..{hi}, outside 0..255 (not 8-bit "
+                        "images?)")
+    return x.astype(np.uint8)
+
+
+def labels_int(y, where: str) -> np.ndarray:
+    """``y`` as int64 class ids; DataError naming ``where`` for floats (``3.0``) or other types."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{where} has shape {y.shape}; expected one label per image (N,)")
+    if y.size and (not np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_):
+        raise DataError(f"{where} holds {y.dtype} values; expected integer class ids")
+    return y.astype(np.int64)
+
+
+def _npz_part(z, part: str, source: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``<part>_images`` (N, 32, 32, 3) uint8 and ``<part>_fine_labels`` of an npz, checked."""
+    key = f"{part}_images"
+    x = np.asarray(z[key])
+    if x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3):
+        raise DataError(f"{source}: {key} has shape {x.shape}, channels first; expected "
+                        "channels last (N, 32, 32, 3): store x.transpose(0, 2, 3, 1)")
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise DataError(f"{source}: {key} has shape {x.shape}; expected (N, 32, 32, 3) RGB")
+    x = pixels_uint8(x, f"{source}: {key}")
+    y = labels_int(z[f"{part}_fine_labels"], f"{source}: {part}_fine_labels")
+    if y.shape[0] != x.shape[0]:
+        raise DataError(f"{source}: {key} has {x.shape[0]} images but {part}_fine_labels has "
+                        f"{y.shape[0]} labels")
+    return x, y
+
+
 def _batch(d: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        data = np.asarray(d[b"data"], np.uint8)
-        labels = np.asarray(d[b"fine_labels"], np.int64)
+        data = pixels_uint8(d[b"data"], f"{name}: data")
+        labels = labels_int(d[b"fine_labels"], f"{name}: fine_labels")
     except KeyError as e:
         raise DataError(f"{name}: missing key {e.args[0]!r} (not CIFAR-100?)") from None
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
@@ -115,11 +168,9 @@ def read(source: Path) -> dict:
                 if missing:
                     raise DataError(f"{source}: missing {', '.join(missing)}")
                 out = {"class_names": tuple(str(n) for n in z["fine_label_names"]),
-                       "test": (np.asarray(z["test_images"], np.uint8),
-                                np.asarray(z["test_fine_labels"], np.int64))}
+                       "test": _npz_part(z, "test", source)}
                 if "train_images" in z.files:
-                    out["train"] = (np.asarray(z["train_images"], np.uint8),
-                                    np.asarray(z["train_fine_labels"], np.int64))
+                    out["train"] = _npz_part(z, "train", source)
         except (OSError, ValueError) as e:
             raise DataError(f"cannot read {source}: {e}") from None
         except KeyError as e:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import re
 import sys
 import time
@@ -45,6 +46,9 @@ TEST_GROUP = -1
 DEFAULT_HOLDOUT = 0.2
 _SPLIT_WORDS = {"train": "train", "test": "test", "val": "test"}
 _INT = re.compile(r"[+-]?\d+")
+#: a number written with a decimal point or an exponent (``3.0``, ``1e2``): not a class id
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?|[+-]?\d+[eE][+-]?\d+|nan",
+                    re.IGNORECASE)
 #: :func:`decode` reports progress every this many images
 PROGRESS_EVERY = 1000
 
@@ -118,11 +122,43 @@ def class_folders(root: Path, *, eval_dirs: tuple[str, ...] = ("test", "val")
             if p.name.startswith("."):
                 continue
             if p.is_dir():
+                _utf8_name(p, "class folder")
                 classes.add(p.name)
             elif _is_image(p):
                 raise DataError(f"image {p} is not inside a class folder: put it into "
                                 f"{part_root}/<class name>/{p.name}")
     return parts, layout, classes
+
+
+def _utf8_name(p: Path, what: str) -> None:
+    """DataError naming ``p`` (as bytes) unless its name is valid UTF-8."""
+    try:
+        str(p).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(f"{what} {os.fsencode(p)!r} has a name that is not UTF-8: rename it "
+                        "(e.g. convmv -f latin1 -t utf8 --notest)") from None
+
+
+def _raise_unreadable(e: OSError) -> None:
+    raise DataError(f"cannot read folder {e.filename}: {e.strerror} (fix its permissions or "
+                    "move it out of the data dir)") from None
+
+
+def _folder_images(folder: Path, root: Path) -> list[str]:
+    """Image files under ``folder`` (any depth, hidden ones ignored) as sorted paths under
+    ``root``. An unreadable sub-folder is a DataError (never silently dropped); a symlink
+    is listed even when it points nowhere, so that reading it fails naming it."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=_raise_unreadable):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            p = Path(dirpath) / name
+            if name.startswith(".") or not _is_image(p):
+                continue
+            if p.is_file() or p.is_symlink():
+                _utf8_name(p, "image")
+                found.append(p.relative_to(root).as_posix())
+    return sorted(found)
 
 
 def folder_items(root: Path, parts: list[tuple[str, Path]], index: dict[str, int]) -> list[Item]:
@@ -131,6 +167,11 @@ def folder_items(root: Path, parts: list[tuple[str, Path]], index: dict[str, int
     Within a part, classes come in ``index`` order and a class's images in
     sorted path order (any depth; hidden files and folders are ignored).
     ``Item.rel`` is the path relative to ``root``.
+
+    Raises
+    ------
+    DataError
+        An unreadable folder, or a file or folder name that is not UTF-8.
     """
     items = []
     for part, part_root in parts:
@@ -138,10 +179,28 @@ def folder_items(root: Path, parts: list[tuple[str, Path]], index: dict[str, int
             folder = part_root / cls
             if not folder.is_dir():
                 continue
-            files = sorted(p.relative_to(root).as_posix() for p in folder.rglob("*")
-                           if p.is_file() and _is_image(p) and _visible(p, folder))
+            files = _folder_images(folder, root)
             items += [Item(root / rel, str(root / rel), rel, label, part) for rel in files]
     return items
+
+
+def check_class_order(root: Path, names: tuple[str, ...]) -> None:
+    """DataError when class folders are integers whose sorted order is not numeric order.
+
+    Labels are the positions of the sorted folder names; for ``1 .. 10`` that
+    order is ``1, 10, 2, ...``, so label 2 would be folder ``10``: refused,
+    with how to fix it (zero-padded names, or a csv manifest).
+    """
+    if len(names) < 2 or not all(_INT.fullmatch(n) for n in names):
+        return
+    numeric = sorted(names, key=int)
+    if list(names) != numeric:
+        i = next(k for k, (a, b) in enumerate(zip(names, numeric)) if a != b)
+        width = max(len(n) for n in names)
+        raise DataError(f"class folders of {root} are integers that are not zero-padded: sorted "
+                        f"by name, label {i} would be folder {names[i]!r}, not {numeric[i]!r}; "
+                        f"rename them to {width} digits ({'0' * (width - 1)}1, ...) or list the "
+                        "images in a csv manifest")
 
 
 def list_imagefolder(data_dir: str | Path, *, num_classes: int | None = None) -> Listing:
@@ -170,6 +229,7 @@ def list_imagefolder(data_dir: str | Path, *, num_classes: int | None = None) ->
         raise DataError(f"no class folders in {root}: put the images into {root}/<class name>/ "
                         "(or train/<class name>/ and test/<class name>/)")
     names = tuple(sorted(classes))
+    check_class_order(root, names)
     if num_classes is not None and len(names) != num_classes:
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         raise DataError(f"{root} has {len(names)} class folders ({shown}) but --num-classes is "
@@ -320,6 +380,12 @@ def _manifest_items(manifest: Path, rows, labels: list[int]) -> list[Item]:
 def _labels(manifest: Path, rows, names, num_classes) -> tuple[list[int], tuple[str, ...]]:
     """Integer labels of the manifest rows and the class names."""
     is_int = [bool(_INT.fullmatch(r[2])) for r in rows]
+    known = set(names or ())
+    for line, _, label, _ in rows:
+        if label not in known and _FLOAT.fullmatch(label):
+            raise DataError(f"{manifest} line {line}: label {label!r} is written as a float; "
+                            "write integer class ids (0, 1, ...) or class names (a class named "
+                            f"{label!r} must be listed in a class_names file)")
     if names is None and any(is_int) and not all(is_int):
         line, label = next((r[0], r[2]) for r, i in zip(rows, is_int) if i != is_int[0])
         raise DataError(f"{manifest} line {line}: label {label!r} mixes integer and name labels; "
@@ -379,6 +445,14 @@ def square_resize(rgb, image_size: int):
     return rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
 
 
+def _unreadable(it: Item, e: Exception) -> str:
+    """The one-line message of an image that cannot be read (a dangling symlink said so)."""
+    why = e
+    if Path(it.path).is_symlink() and not Path(it.path).exists():
+        why = f"a symlink to {os.readlink(it.path)}, which does not exist"
+    return f"cannot read image {it.name}: {why} (use --on-bad-image skip to skip unreadable images)"
+
+
 def decode(items: list[Item], *, image_size: int, on_bad_image: str = "fail",
            resize: Callable | None = None, out: np.ndarray | None = None,
            progress: Callable[[int, int], None] | None = None
@@ -431,8 +505,7 @@ def decode(items: list[Item], *, image_size: int, on_bad_image: str = "fail",
             modes[mode] += 1
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
             if on_bad_image != "skip":
-                raise DataError(f"cannot read image {it.name}: {e} (use --on-bad-image skip to "
-                                "skip unreadable images)") from None
+                raise DataError(_unreadable(it, e)) from None
             keep[i] = False
             skipped.append(it.name)
         if progress is not None and ((i + 1) % PROGRESS_EVERY == 0 or i + 1 == len(items)):

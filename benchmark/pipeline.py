@@ -166,18 +166,16 @@ def _log_result(split: str, r: VariantResult, note: dict, log: Log) -> None:
         f"accuracy {r.summary['accuracy']:.4f}, {p.images_per_second:.0f} img/s{lat}{how}")
 
 
-def _tpu_failure(cfg: RunConfig, split: str, v: Variant, e: BenchError, log: Log) -> dict:
+def _tpu_failure(cfg: RunConfig, split: str, v: Variant, e: BenchError) -> dict:
     """The note of an Edge TPU variant that failed (crash, hang, delegate error, not compiled).
 
     The other variants go on; ``auto`` falls back to the CPU, ``edgetpu`` ends
     the run with the error after the CPU results are written (:func:`execute`).
-    Says so on stdout.
+    Says so on stdout, also with ``--quiet``: the run's results change.
     """
     fallback = cfg.device == "auto"
-    if log:
-        print(f"[{split}] {v.name}: {e}; " + ("auto: falling back to the CPU (this run has no "
-              "Edge TPU results)" if fallback else "the CPU variants' results are kept"),
-              flush=True)
+    print(f"[{split}] {v.name}: {e}; " + ("auto: falling back to the CPU (this run has no "
+          "Edge TPU results)" if fallback else "the CPU variants' results are kept"), flush=True)
     return {"error": str(e), "exit_code": e.exit_code, "fallback": "cpu" if fallback else None}
 
 
@@ -214,7 +212,7 @@ def _evaluate_all(cfg: RunConfig, plan: RunPlan, split: str, ds, eval_idx,
         except BenchError as e:
             if v.device != "edgetpu" or isinstance(e, UsageError):   # a typo is no fallback
                 raise
-            notes[v.name] = _tpu_failure(cfg, split, v, e, log)
+            notes[v.name] = _tpu_failure(cfg, split, v, e)
             continue
         results[v.name], notes[v.name] = r, ({"cached": True} if cached else {})
         if sha is not None:

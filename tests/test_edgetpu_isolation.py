@@ -20,9 +20,9 @@ def models_with_compiled(tmp_path):
     return compiled_models(tmp_path)
 
 
-def _run(models, out, device, capsys):
+def _run(models, out, device, capsys, *extra):
     rc = main(["run", "--device", device, "--split", "verification", "--limit", "20",
-               "--model-dir", str(models), "--out", str(out), "--no-report"])
+               "--model-dir", str(models), "--out", str(out), "--no-report", *extra])
     cap = capsys.readouterr()
     return rc, cap.out, cap.err
 
@@ -45,6 +45,8 @@ def _check(models, tmp_path, capsys, message: str):
     rc, out, err = _run(models, tmp_path / "auto", "auto", capsys)
     assert rc == 0, err
     assert "auto: falling back to the CPU" in out and message in out
+    rc, out, _ = _run(models, tmp_path / "quiet", "auto", capsys, "--quiet")
+    assert rc == 0 and "auto: falling back to the CPU" in out          # also with --quiet
     res = json.loads((tmp_path / "auto" / "results.json").read_text())
     assert res["device_resolved"] == "cpu" and set(res["variants"]) == {"float", "int8"}
     assert res["edgetpu_failure"]["fallback"] == "cpu" and message in res["edgetpu_failure"][

@@ -337,3 +337,37 @@ def test_a_cell_failing_in_its_worker_is_listed_and_rerun_alone(tmp_path):
     float_file.write_bytes(good)
     again = run_study(study, workers=2, quiet=True, report=False, only=set(keys.split(",")))
     assert again.ran == 4 and not again.failed and len(again.states) == 4
+
+
+def test_paper_data_from_cells_equals_benchmark_paper(local_study, tmp_path):
+    import dataclasses
+
+    from benchmark.paper import main as paper_main
+    from benchmark.study.paper import write_paper
+    study, result = local_study
+    files = ["paper_fig2_sweep.csv", "paper_fig1_reliability.csv"]
+    s = dataclasses.replace(study, path=tmp_path / "s.toml", out=tmp_path / "study",
+                            paper={"out": "exp-{model_id}-{observer}", "files": files})
+    written = write_paper(s, result.states)
+    assert written == [tmp_path / "study" / "paper" / "exp-signnet-minmax"]
+    assert paper_main(["--model", "signnet", "--weight-bits", "6,4", "--limit", "120",
+                       "--split", "all", "--out", str(tmp_path / "paper"), "--no-plots"]) == 0
+    for f in files + ["paper_fig1_confidence.csv", "paper_fig2_swaps_by_confidence.csv"]:
+        assert (written[0] / f).read_bytes() == (tmp_path / "paper" / f).read_bytes(), f
+    for f in files:
+        assert (tmp_path / "exp-signnet-minmax" / f).read_bytes() == \
+            (tmp_path / "paper" / f).read_bytes()
+
+
+def test_the_cifar_study_file_is_the_readme_sweep():
+    study = load_study(ROOT / "results" / "cifar100-resnets.toml")
+    cells = study.cells()
+    assert len(cells) == 104
+    assert {c.model.id for c in cells} == {"resnet20-chenyaofo", "resnet56-chenyaofo",
+                                           "resnet20-paper", "resnet56-paper"}
+    names = {study.paper["out"].format(model_id=c.model.id, observer=c.observer)
+             for c in cells if c.variant != "float"}
+    assert names == {p.name for p in (ROOT / "results").glob("cifar100-resnet*-*")
+                     if p.is_dir()}
+    shared_models = (ROOT.parent / "shared" / "models").resolve()
+    assert all(Path(c.model.weights).resolve().parent.parent == shared_models for c in cells)

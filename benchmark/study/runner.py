@@ -48,6 +48,7 @@ class StudyResult:
     ran: int = 0
     tables: tuple[Path, ...] = ()
     report: Path | None = None
+    paper: tuple[Path, ...] = ()
 
     @property
     def failed(self) -> list[CellState]:
@@ -226,6 +227,7 @@ def summary(result: StudyResult, argv_hint: str) -> str:
     lines += [f"table: {p}" for p in result.tables]
     if result.report:
         lines.append(f"report: {result.report}")
+    lines += [f"paper data: {p}" for p in result.paper]
     if result.failed:
         lines.append("failed cells:")
         lines += [f"  {s.key or '(not planned)'}  {s.cell.label()}: {s.error}"
@@ -260,6 +262,9 @@ def run_study(study: Study, *, executor: str = "local", workers: int | None = No
     write_study_json(study, states)
     finished = [s for s in states if s.status in ("done", "ran")]
     result.tables = write_tables(study, states, log)
+    if study.paper and (result.ran or not (study.out / "paper").is_dir()):
+        from benchmark.study.paper import write_paper
+        result.paper = tuple(write_paper(study, states, log))
     html = study.out / "report.html"
     if report and finished and (result.ran or not html.exists()):
         from benchmark.report import write_report

@@ -45,7 +45,7 @@ from pathlib import Path
 from benchmark.errors import UsageError
 
 TOP_KEYS = {"name", "out", "splits", "variants", "observers", "devices", "limit", "shards",
-            "models", "datasets", "metrics", "run", "description"}
+            "models", "datasets", "metrics", "run", "description", "paper"}
 MODEL_KEYS = {"name", "weights", "model_dir", "label"}
 DATASET_KEYS = {"name", "options", "data_dir", "label"}
 METRIC_KEYS = {"bins", "seed"}
@@ -132,6 +132,8 @@ class Study:
     bins: int = 20
     seed: int = 0
     run: dict = field(default_factory=dict)
+    #: the [paper] table (benchmark.study.paper): empty when the file has none
+    paper: dict = field(default_factory=dict)
 
     def cells(self) -> list[Cell]:
         """The expanded matrix, in file order, without duplicates."""
@@ -254,6 +256,23 @@ def _tables(path: Path, data: dict) -> tuple[dict, dict]:
     return metrics, run
 
 
+def _paper(path: Path, data: dict) -> dict:
+    from benchmark.study.paper import PAPER_KEYS
+    paper = data.get("paper", {})
+    if not isinstance(paper, dict):
+        _fail(path, "[paper] must be a table")
+    unknown = sorted(set(paper) - PAPER_KEYS)
+    if unknown:
+        _fail(path, f"[paper]: unknown key(s) {', '.join(unknown)}")
+    if paper and not isinstance(paper.get("out"), str):
+        _fail(path, "[paper] needs out = \"<folder pattern>\" (e.g. \"{model_id}-{observer}\")")
+    files = paper.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) and "/" not in f
+                                              for f in files):
+        _fail(path, "[paper] files must be a list of file names")
+    return paper
+
+
 def load_study(path: str | Path, *, out: str | Path | None = None) -> Study:
     """Read and validate a study file (UsageError naming the file and key)."""
     from benchmark.config import observer_names
@@ -282,4 +301,4 @@ def load_study(path: str | Path, *, out: str | Path | None = None) -> Study:
                  devices=_list(path, data, "devices", ["cpu"], STUDY_DEVICES),
                  limit=_int(path, data, "limit", None, 1), shards=_int(path, data, "shards", 1, 1),
                  bins=_int(path, metrics, "bins", 20, 1), seed=_int(path, metrics, "seed", 0, 0),
-                 run=run)
+                 run=run, paper=_paper(path, data))

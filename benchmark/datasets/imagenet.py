@@ -47,7 +47,7 @@ from benchmark.datasets.base import Dataset
 from benchmark.datasets.entry import DatasetEntry, LoadRequest, NoOptions
 from benchmark.errors import DataError
 
-LOADER_VERSION = 1
+LOADER_VERSION = 2  # 2: names equal up to case get their WordNet id
 NUM_CLASSES = 1000
 #: Class-list files looked for in the data dir, then in its parent, in this order.
 SYNSET_FILES = ("LOC_synset_mapping.txt", "synset_words.txt", "synsets.txt")
@@ -109,8 +109,10 @@ def read_synsets(path: Path) -> Synsets:
         raise DataError(f"{path} lists {len(entries)} WordNet ids; the ILSVRC-2012 class list "
                         f"has {NUM_CLASSES}")
     wnids = tuple(sorted(entries))
-    count = Counter(entries.values())
-    names = tuple(entries[w] if count[entries[w]] == 1 else f"{entries[w]} ({w})"
+    # names equal up to case ("Cardigan" the corgi, "cardigan" the sweater) are told apart
+    # too: class-name matching (benchmark.classmap) compares names case-folded
+    count = Counter(n.casefold() for n in entries.values())
+    names = tuple(entries[w] if count[entries[w].casefold()] == 1 else f"{entries[w]} ({w})"
                   for w in wnids)
     return Synsets(wnids, names, str(path))
 

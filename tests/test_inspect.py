@@ -131,3 +131,32 @@ def test_cli_json_and_table():
     t = run_cli("benchmark.compile", "--inspect", files[0])
     assert "1 Edge TPU segment(s) (edgetpu-custom-op), 8 ops on the Edge TPU" in t.stdout
     assert "on-chip (cached) parameters: 1656128 B" in t.stdout
+
+
+@needs_pairs
+def test_fuzzed_compiled_files_are_a_data_error_or_a_valid_reading(tmp_path):
+    """Seeded bit flips and truncations of a real compiled model (most land in the DWN1
+    package): inspect_compiled either reads it or raises one DataError line naming it."""
+    import random
+    src = (PAIRS / "split_concat_edgetpu.tflite").read_bytes()
+    rng = random.Random(13)
+    path = tmp_path / "f_edgetpu.tflite"
+    outcomes = {"read": 0, "refused": 0}
+    for i in range(80):
+        b = bytearray(src)
+        if i % 3 == 0:
+            b = b[:rng.randrange(8, len(b))]
+        else:
+            for _ in range(rng.randint(1, 6)):
+                p = rng.randrange(len(b))
+                b[p] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(b))
+        try:
+            info = inspect_compiled(path)
+        except DataError as e:
+            assert str(e).startswith(f"{path}: ") and "\n" not in str(e)
+            outcomes["refused"] += 1
+            continue
+        outcomes["read"] += 1
+        assert info.segments in (0, 1) and all(p.executables for p in info.packages)
+    assert outcomes["refused"] >= 20 and outcomes["read"] >= 10, outcomes

@@ -96,7 +96,7 @@ def _type_check(op: OperatorInfo, g: GraphInfo) -> Check | None:
     outs = [t for t in (_tensor(g, i) for i in op.outputs) if t is not None]
     for t in ins + outs:
         allowed = _EIGHT_BIT + (("INT32",) if t.is_constant else ())
-        if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        if op.name in ("UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM"):
             allowed += ("INT16", "INT32")
         if t.dtype not in allowed:
             if op.name == "QUANTIZE" and t in ins:

@@ -148,48 +148,6 @@ def measure_latency(backend, *, runs: int = 100, warmup: int = 10, seed: int = 0
     return out
 
 
-#: Keys of the compiler's parameter-memory figures (benchmark.compile.logparse).
-_MEMORY_KEYS = ("on_chip_used_bytes", "on_chip_remaining_bytes", "off_chip_used_bytes")
-
-
-def _find_keys(obj, keys) -> dict:
-    """The first value of each of ``keys`` anywhere in a nested JSON object."""
-    found = {}
-    stack = [obj]
-    while stack:
-        o = stack.pop(0)
-        if isinstance(o, dict):
-            found.update({k: o[k] for k in keys if k in o and k not in found})
-            stack += list(o.values())
-        elif isinstance(o, list):
-            stack += o
-    return found
-
-
-def compile_memory(model: Path) -> dict | None:
-    """The compiler's on-chip / off-chip parameter figures for a compiled model, if saved beside.
-
-    Looks next to ``X_edgetpu.tflite`` for ``X_compile.json`` (``benchmark.compile``),
-    then ``X_compile_console.log`` (the compiler's console output); None when
-    neither is there or neither has the figures.
-    """
-    model = Path(model)
-    if not model.name.endswith("_edgetpu.tflite"):
-        return None
-    stem = model.name[:-len("_edgetpu.tflite")]
-    js = model.with_name(f"{stem}_compile.json")
-    log = model.with_name(f"{stem}_compile_console.log")
-    found, source = {}, None
-    if js.is_file():
-        from benchmark.results import read_json_file
-        found, source = _find_keys(read_json_file(js, "compile record"), _MEMORY_KEYS), js
-    if not found and log.is_file():
-        from benchmark.compile.logparse import parse_compiler_output
-        r = parse_compiler_output(log.read_bytes())
-        found, source = {k: r[k] for k in _MEMORY_KEYS if r.get(k) is not None}, log
-    return dict(found, source=str(source)) if found else None
-
-
 def _mib(n) -> str:
     return f"{n / 2 ** 20:.2f} MiB"
 
@@ -239,7 +197,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = p.parse_args(argv)
     _check_counts(args.runs, args.warmup)
-    from benchmark.backends.edgetpu import parse_device_spec
+    from benchmark.backends.edgetpu import compile_memory, parse_device_spec
     device = parse_device_spec(args.edgetpu_device)
     t0 = time.perf_counter()
     with make_backend(args.device, args.model, num_threads=args.num_threads,

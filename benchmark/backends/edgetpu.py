@@ -213,6 +213,48 @@ def tpu_proof(model_path, source=None) -> dict:
             "source_model": str(source) if source is not None else None, **extra}
 
 
+#: Keys of the compiler's parameter-memory figures (benchmark.compile.logparse).
+_MEMORY_KEYS = ("on_chip_used_bytes", "on_chip_remaining_bytes", "off_chip_used_bytes")
+
+
+def _find_keys(obj, keys) -> dict:
+    """The first value of each of ``keys`` anywhere in a nested JSON object."""
+    found = {}
+    stack = [obj]
+    while stack:
+        o = stack.pop(0)
+        if isinstance(o, dict):
+            found.update({k: o[k] for k in keys if k in o and k not in found})
+            stack += list(o.values())
+        elif isinstance(o, list):
+            stack += o
+    return found
+
+
+def compile_memory(model: Path) -> dict | None:
+    """The compiler's on-chip / off-chip parameter figures for a compiled model, if saved beside.
+
+    Looks next to ``X_edgetpu.tflite`` for ``X_compile.json`` (``benchmark.compile``),
+    then ``X_compile_console.log`` (the compiler's console output); None when
+    neither is there or neither has the figures.
+    """
+    model = Path(model)
+    if not model.name.endswith("_edgetpu.tflite"):
+        return None
+    stem = model.name[:-len("_edgetpu.tflite")]
+    js = model.with_name(f"{stem}_compile.json")
+    log = model.with_name(f"{stem}_compile_console.log")
+    found, source = {}, None
+    if js.is_file():
+        from benchmark.results import read_json_file
+        found, source = _find_keys(read_json_file(js, "compile record"), _MEMORY_KEYS), js
+    if not found and log.is_file():
+        from benchmark.compile.logparse import parse_compiler_output
+        r = parse_compiler_output(log.read_bytes())
+        found, source = {k: r[k] for k in _MEMORY_KEYS if r.get(k) is not None}, log
+    return dict(found, source=str(source)) if found else None
+
+
 def failure_cause(text: str, stage: str = "") -> str:
     """The likely cause of an Edge TPU failure, from its message and the stage it happened in."""
     t = text.lower()
@@ -326,5 +368,6 @@ class EdgeTPUBackend(InterpreterBackend):
                 "runtime_version": self.runtime.version, "library": self.library,
                 "device": self.device or "default",
                 "tpu": dict(self.proof), "open_ms": dict(self.open_ms),
+                "compile_memory": compile_memory(self.model_path),
                 "output_quantization": {"scale": out.scale, "zero_point": out.zero_point,
                                         "dtype": str(out.dtype)}}

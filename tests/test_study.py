@@ -371,3 +371,18 @@ def test_the_cifar_study_file_is_the_readme_sweep():
                      if p.is_dir()}
     shared_models = (ROOT.parent / "shared" / "models").resolve()
     assert all(Path(c.model.weights).resolve().parent.parent == shared_models for c in cells)
+
+
+def test_ctrl_c_stops_the_study_and_a_rerun_finishes_it(local_study, tmp_path):
+    study, _ = local_study
+    out = tmp_path / "out"
+    p = _start_study(study.path, out)
+    assert _wait_for_a_cell(p, out)
+    os.killpg(p.pid, signal.SIGINT)              # what Ctrl-C on the terminal sends
+    _, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "benchmark.study: interrupted"
+    assert not (out / "results.csv").exists()
+    again = run_study(load_study(study.path, out=out), workers=2, quiet=True, report=False)
+    assert 0 < again.ran < 8 and not again.failed, summary(again, "")
+    assert _table(out) == _table(study.out)

@@ -125,8 +125,26 @@ def _result(future) -> dict | None:
         return {"ok": False, "error": C._one_line(e)}
 
 
+def spread(todo: list[CellState]) -> list[CellState]:
+    """``todo`` round-robin over the conversions the cells need (model, data, split, observer).
+
+    Cells of one conversion wait for each other (the conversion cache's lock);
+    interleaving them lets the first cells of a study build different
+    conversions at the same time.
+    """
+    groups: dict = {}
+    for st in todo:
+        c = st.cell
+        groups.setdefault((c.model, c.dataset.id, c.split, c.observer), []).append(st)
+    out, lists = [], list(groups.values())
+    while any(lists):
+        out += [g.pop(0) for g in lists if g]
+    return out
+
+
 def execute_cells(study: Study, todo: list[CellState], executor, progress) -> None:
     """Run every task of ``todo`` on ``executor`` until each is done or failed."""
+    todo = spread(todo)
     queue = [(st, t) for st in todo
              for t in _tasks(study, st, executor.threads, executor.ships_files)]
     for st in todo:

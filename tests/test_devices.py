@@ -114,3 +114,21 @@ def test_unloadable_library_is_backend_unavailable(tmp_path):
     bad.write_bytes(b"not an ELF")
     with pytest.raises(BackendUnavailable, match="cannot load"):
         devices.list_devices(str(bad))
+
+
+def test_device_used_is_recorded_by_the_edgetpu_child(fake_libedgetpu, tmp_path):
+    """The Edge TPU backend records the device libedgetpu lists for --edgetpu-device."""
+    from benchmark.backends import isolated
+    from benchmark.backends.fake import make_fake_compiled
+    from conftest import ROOT
+    lib, usb = fake_libedgetpu
+    model = tmp_path / "signnet_int8_edgetpu.tflite"
+    make_fake_compiled(ROOT / "models" / "signnet" / "verification" / "signnet_int8.tflite",
+                       model)
+    with isolated.IsolatedEdgeTPUBackend(model, target="benchmark.backends.fake:"
+                                         "FakeEdgeTPUBackend", device="usb:0",
+                                         library=str(lib)) as b:
+        info = b.info()
+    assert info["device"] == "usb:0" and info["library"] == str(lib)
+    assert info["device_used"] == {"type": "usb", "path": str(usb), "speed_mbps": "5000",
+                                   "link": "USB 3.0"}

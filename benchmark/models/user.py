@@ -204,13 +204,14 @@ def _labels_beside(files: list[Path]) -> tuple[tuple[str, ...] | None, str]:
     for p in files:
         stem = p.name[:-len(".tflite")] if p.name.endswith(".tflite") else p.stem
         base = safe_name(p)
-        for cand in (p.parent / f"{stem}.txt", p.parent / f"{stem}_labels.txt",
+        inside = [p / "labels.txt", p / "assets" / "labels.txt"] if p.is_dir() else []
+        for cand in (*inside, p.parent / f"{stem}.txt", p.parent / f"{stem}_labels.txt",
                      p.parent / f"{base}.txt", p.parent / f"{base}_labels.txt",
                      p.parent / "labels.txt"):
             if cand.is_file():
                 return read_labels(cand), str(cand)
     for p in files:
-        if p.suffix == ".tflite" and zipfile.is_zipfile(p):
+        if p.suffix == ".tflite" and p.is_file() and zipfile.is_zipfile(p):
             with zipfile.ZipFile(p) as z:
                 txt = [n for n in z.namelist() if n.endswith(".txt")]
                 if txt:
@@ -396,8 +397,12 @@ def resolve_user_model(cfg) -> UserModel:
     cfg_file = _config_file(anchor)
     toml = read_model_toml(cfg_file) if cfg_file else {"preprocessing": {}}
     meta = _train_meta_beside(source)
-    beside = list(files.values()) + ([source] if source is not None and source.is_file() else [])
+    beside = list(files.values()) + ([source] if source is not None else [])
     names, names_src = _class_names(cfg, toml, beside, meta)
+    if names is None and cfg.class_map != "positional":
+        raise UsageError(f"{source or anchor} has no class names (no labels file beside it, no "
+                         "train metadata): give --model-labels FILE, or --class-map positional "
+                         "to score output i as data class i")
     layers = [(_metadata_preprocessing(meta), "train_meta.json"),
               (toml["preprocessing"], str(cfg_file)), (dict(cfg.preprocessing or {}), "flags")]
     pre = resolve_preprocessing(layers, graph_input_shape(kind, source, files),

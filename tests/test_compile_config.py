@@ -69,3 +69,13 @@ def test_resolved_out_dir(tmp_path, monkeypatch):
     assert first == Path("runs/compile-20261201-235901") and not first.exists()
     first.mkdir(parents=True)
     assert CompileConfig().resolved_out_dir(now) == Path("runs/compile-20261201-235901-2")
+
+
+def test_inspect_option():
+    cfg = parse_args(["--inspect", "a_edgetpu.tflite", "b_edgetpu.tflite", "--json"])
+    assert cfg.inspect == (Path("a_edgetpu.tflite"), Path("b_edgetpu.tflite")) and cfg.json
+    assert not cfg.models and not cfg.parse_only
+    with pytest.raises(UsageError, match="--inspect reads compiled models on its own"):
+        parse_args(["m.tflite", "--inspect", "a_edgetpu.tflite"])
+    with pytest.raises(UsageError, match="--inspect"):
+        parse_args(["--inspect", "a_edgetpu.tflite", "--parse-log", "x.log"])

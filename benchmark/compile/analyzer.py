@@ -217,6 +217,9 @@ def _apply_error(detail: list[dict], error: dict | None) -> None:
 
 def _warnings(g: GraphInfo, params: int, error: dict | None) -> list[str]:
     out = []
+    if any(op.custom_code == "edgetpu-custom-op" for op in g.operators):
+        out.append("this model is already compiled (it has edgetpu-custom-op nodes): read it "
+                   "with python -m benchmark.compile --inspect")
     dynamic = [t.name for t in g.tensors if t.is_dynamic]
     if dynamic and (error or {}).get("kind") != "dynamic_shapes":
         out.append(f"{len(dynamic)} tensors have a dynamic shape signature (e.g. "

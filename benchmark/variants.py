@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Kinds of variants, in the order a run evaluates them.
-KINDS = ("float", "int8", "compiled", "weights")
+KINDS = ("float", "int8", "compiled", "weights", "activations")
 #: The base variants ``--variants`` chooses from.
 BASE_VARIANTS = ("float", "int8")
 EDGETPU_NAME = "int8-edgetpu"
@@ -37,6 +37,8 @@ class Variant:
     reference : str or None
         The variant it is compared with: ``float`` for quantized ones, ``int8``
         (the same model on the CPU) for the Edge TPU, None for the float model.
+    act_bits : int or None
+        Bit width of the activation grid of an ``a<b>`` variant (None otherwise).
     """
 
     name: str
@@ -45,14 +47,15 @@ class Variant:
     path: Path | None = None
     weight_bits: int | None = None
     reference: str | None = None
+    act_bits: int | None = None
 
     @property
     def quantized(self) -> bool:
         return self.kind != "float"
 
     def with_path(self, path: Path) -> "Variant":
-        return Variant(self.name, self.kind, self.device, Path(path), self.weight_bits,
-                       self.reference)
+        from dataclasses import replace
+        return replace(self, path=Path(path))
 
     def file_name(self, model: str) -> str:
         """The artifact file name of this variant of ``model``."""
@@ -62,7 +65,10 @@ class Variant:
 
     def record(self) -> dict:
         """The fields stored with the variant's results (JSON-ready)."""
-        return {"kind": self.kind, "weight_bits": self.weight_bits, "reference": self.reference}
+        rec = {"kind": self.kind, "weight_bits": self.weight_bits, "reference": self.reference}
+        if self.act_bits is not None:
+            rec["act_bits"] = self.act_bits
+        return rec
 
 
 def float_variant() -> Variant:
@@ -82,6 +88,13 @@ def weight_variant(bits: int) -> Variant:
     return Variant(f"w{bits}", "weights", weight_bits=int(bits), reference="float")
 
 
+def act_variant(bits: int) -> Variant:
+    """``a<bits>``: the int8 model with activations on a ``bits``-bit grid (8-bit weights;
+    :mod:`benchmark.quant.actbits`)."""
+    return Variant(f"a{bits}", "activations", weight_bits=8, reference="float",
+                   act_bits=int(bits))
+
+
 def variant_from_name(name: str) -> Variant:
     """The variant a stored name stands for (runs written before variants were recorded).
 
@@ -98,6 +111,8 @@ def variant_from_name(name: str) -> Variant:
         return edgetpu_variant()
     if name[:1] == "w" and name[1:].isdigit():
         return weight_variant(int(name[1:]))
+    if name[:1] == "a" and name[1:].isdigit():
+        return act_variant(int(name[1:]))
     return Variant(name, "int8", weight_bits=None, reference="float")
 
 
@@ -131,7 +146,7 @@ def from_record(name: str, record: dict) -> Variant:
     path = record.get("model_file")
     return Variant(name, record["kind"], record.get("device", "cpu"),
                    Path(path) if path else None, record.get("weight_bits"),
-                   record.get("reference"))
+                   record.get("reference"), record.get("act_bits"))
 
 
 def sweep_variants(variants: dict) -> list[tuple[str, Variant]]:

@@ -82,3 +82,72 @@ def test_run_with_weight_bits(tmp_path):
     assert (out / "predictions_w4.npz").is_file()
     bad = run_cli("benchmark.run", "--weight-bits", "8,1", "--out", tmp_path / "bad")
     assert bad.returncode == 2 and "--weight-bits must be distinct bit widths" in bad.stderr
+
+
+# ------------------------------------------------------------------ activation bits
+
+
+def test_coarser_grid_by_hand():
+    from benchmark.quant.actbits import coarser
+
+    assert coarser(0.02, -128, 8) == (np.float32(0.02), -128)
+    s, z = coarser(0.02, -128, 4)              # ReLU output: 0 stays at -128
+    assert s == pytest.approx(0.02 * 17) and z == -128
+    s, z = coarser(0.01, 10, 6)                # f = 255/63; -128 stays -128
+    assert z == round(-128 + 138 * 63 / 255)
+    with pytest.raises(ValueError):
+        coarser(0.1, 0, 1)
+
+
+def test_eight_activation_bits_reproduce_the_int8_model():
+    from benchmark.quant.actbits import requantize_activations
+
+    assert requantize_activations(INT8, 8) == INT8.read_bytes()
+
+
+@pytest.mark.parametrize("bits", [6, 4])
+def test_activation_variants_are_standard_int8_and_pass_the_analyzer(bits):
+    from benchmark.compile.analyzer import analyze
+    from benchmark.convert import check_int8_graph
+    from benchmark.quant.actbits import requantize_activations
+    from benchmark.tflite_graph import read_graph
+
+    blob = requantize_activations(INT8, bits)
+    g, ref = read_graph(blob), read_graph(INT8)
+    assert check_int8_graph(g) == []
+    assert g.op_names == ref.op_names
+    a = analyze(blob)
+    assert a["error"] is None and a["ops_on_tpu"] == a["total_ops"] == len(ref.operators)
+    # pooling / reshape keep their input's quantization (the kernels require it)
+    for op in g.operators:
+        if op.name in ("MAX_POOL_2D", "RESHAPE"):
+            i, o = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+            assert (i.scale[0], i.zero_point[0]) == (o.scale[0], o.zero_point[0])
+    # the model's own input/output and the softmax keep theirs
+    for t in g.input_tensors() + g.output_tensors():
+        r = ref.tensors[t.index]
+        assert (t.scale[0], t.zero_point[0]) == (r.scale[0], r.zero_point[0])
+
+
+def test_activation_values_lie_on_the_coarse_grid():
+    """On real images, a ReLU conv output of a4 uses the lowest 16 integers (plus headroom)."""
+    from benchmark.backends.runtime import find_runtime
+    from benchmark.diagnose.cli import _open
+    from benchmark.quant.actbits import requantize_activations
+    from benchmark.tflite_graph import read_graph
+
+    blob = requantize_activations(INT8, 4)
+    g = read_graph(blob)
+    it = _open(find_runtime(), "builtin", content=blob)
+    conv = [op.outputs[0] for op in g.operators if op.name == "CONV_2D"]
+    rng = np.random.default_rng(0)
+    d = it.get_input_details()[0]
+    vals = {t: [] for t in conv}
+    for _ in range(4):
+        it.set_tensor(d["index"], rng.integers(0, 256, d["shape"], dtype=np.uint8))
+        it.invoke()
+        for t in conv:
+            vals[t].append(it.get_tensor(t).ravel())
+    for t, v in vals.items():
+        v = np.concatenate(v).astype(int)
+        assert v.min() >= -128 and np.mean(v <= -128 + 15) > 0.95, g.tensors[t].name

@@ -76,6 +76,28 @@ def _load(entry, split: str, model_dir):
     return keras.models.load_model(keras_path, compile=False), ds, train_idx, eval_idx
 
 
+def _load_eval(entry, split: str, model_dir, limit: int = 0):
+    """(uint8 eval images, labels) of a trained split (``limit`` evenly spaced; 0 = all)."""
+    from benchmark.artifacts import read_train_meta
+    from benchmark.datasets.registry import load_dataset, trained_dataset_options
+
+    meta_path = entry.artifact_dir(split, model_dir) / "train_meta.json"
+    if not meta_path.is_file():
+        raise DataError(f"{meta_path} not found")
+    meta = read_train_meta(meta_path)
+    ds = load_dataset(meta.dataset, image_size=entry.input_size, seed=meta.data_seed,
+                      options=trained_dataset_options(meta), data_dir=meta.data_dir,
+                      verbose=False)
+    _, eval_idx = ds.split(meta.split, seed=meta.data_seed)
+    if limit:
+        eval_idx = eval_idx[_even(eval_idx.size, limit)]
+    return ds.images[eval_idx], ds.labels[eval_idx]
+
+
+def _even(n: int, limit: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(limit, n)).round().astype(np.int64))
+
+
 def _predict(path: Path, images, transform) -> np.ndarray:
     from benchmark.backends.litert_cpu import LiteRTCPUBackend
 
@@ -106,8 +128,7 @@ def sweep_split(entry, split: str, sizes, seeds: int, spec: str | None, *, model
     tf = require_tensorflow("the calibration sweep")
     trained, ds, train_idx, eval_idx = _load(entry, split, model_dir)
     if limit:
-        eval_idx = eval_idx[np.unique(np.linspace(0, eval_idx.size - 1, limit).round()
-                                      .astype(np.int64))]
+        eval_idx = eval_idx[_even(eval_idx.size, limit)]
     images, labels = ds.images[eval_idx], ds.labels[eval_idx]
     ref = _predict(entry.artifact_dir(split, model_dir) / f"{entry.name}_float.tflite", images,
                    entry.preprocess)

@@ -386,3 +386,57 @@ def test_ctrl_c_stops_the_study_and_a_rerun_finishes_it(local_study, tmp_path):
     again = run_study(load_study(study.path, out=out), workers=2, quiet=True, report=False)
     assert 0 < again.ran < 8 and not again.failed, summary(again, "")
     assert _table(out) == _table(study.out)
+
+
+def test_edgetpu_cells_ask_ray_for_the_edgetpu_resource(monkeypatch):
+    from concurrent.futures import Future
+
+    from benchmark.study import executors
+    asked, inits = [], []
+
+    class Ref:
+        def future(self):
+            return Future()
+
+    class Remote:
+        def __init__(self, opts=None):
+            self.opts = opts
+
+        def options(self, **opts):
+            return Remote(opts)
+
+        def remote(self, task):
+            asked.append((task["device"], self.opts))
+            return Ref()
+
+    class FakeRay:
+        @staticmethod
+        def is_initialized():
+            return False
+
+        @staticmethod
+        def init(**kw):
+            inits.append(kw)
+
+        @staticmethod
+        def cluster_resources():
+            return {"CPU": 4.0, "edgetpu": 2.0}
+
+        @staticmethod
+        def remote(**kw):
+            return lambda fn: Remote()
+
+        @staticmethod
+        def shutdown():
+            inits.append("shutdown")
+
+    monkeypatch.setattr(executors, "_ray", lambda: FakeRay)
+    ex = executors.make_executor("ray", None, "127.0.0.1:6379", None)
+    ex.submit({"device": "edgetpu"})
+    ex.submit({"device": "cpu"})
+    ex.shutdown()
+    assert inits[0]["address"] == "127.0.0.1:6379" and inits[-1] == "shutdown"
+    assert asked == [("edgetpu", {"num_cpus": 1, "resources": {"edgetpu": 1}}),
+                     ("cpu", {"num_cpus": 1})]
+    with pytest.raises(UsageError, match="--address is for --executor ray"):
+        executors.make_executor("local", 2, "h:1", None)

@@ -208,9 +208,22 @@ ITEM_SIZES = {"FLOAT32": 4, "FLOAT16": 2, "INT32": 4, "UINT8": 1, "INT64": 8, "B
               "UINT64": 8, "UINT32": 4, "UINT16": 2, "BFLOAT16": 2}
 
 
+def _state(obj) -> dict:
+    """``__dict__`` with memoryviews (views of the model's bytes) copied out, for pickling."""
+    def plain(v):
+        if isinstance(v, memoryview):
+            return bytes(v)
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return {k: plain(v) for k, v in vars(obj).items()}
+
+
 @dataclass
 class TensorInfo:
-    """One tensor of a subgraph."""
+    """One tensor of a subgraph (``data``: a view of a constant's bytes, or None)."""
+
+    __getstate__ = _state
 
     index: int
     name: str
@@ -255,6 +268,8 @@ class OperatorInfo:
     ``custom_options`` the raw bytes of a custom op's options.
     """
 
+    __getstate__ = _state
+
     index: int
     name: str
     version: int
@@ -270,6 +285,8 @@ class OperatorInfo:
 @dataclass
 class GraphInfo:
     """The main subgraph of a ``.tflite`` model."""
+
+    __getstate__ = _state
 
     operators: list[OperatorInfo]
     tensors: list[TensorInfo]

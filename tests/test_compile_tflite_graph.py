@@ -46,6 +46,16 @@ def test_shipped_model_still_reads():
     assert read_graph(INT8.read_bytes()).op_names == g.op_names
 
 
+def test_graph_pickles_with_its_constants():
+    """Worker processes get GraphInfo by pickle: the views of the file's bytes become bytes."""
+    import pickle
+    g = read_graph(INT8)
+    h = pickle.loads(pickle.dumps(g))
+    assert h.op_names == g.op_names and h.tensors == g.tensors
+    w = next(t for t in g.tensors if t.is_constant)
+    assert (h.tensors[w.index].values() == w.values()).all()
+
+
 def _variants(src: bytes, n: int, seed: int):
     """``n`` seeded corruptions of ``src``: truncations, bit flips, overwritten runs, garbage."""
     import random

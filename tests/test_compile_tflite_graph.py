@@ -51,7 +51,7 @@ def test_graph_pickles_with_its_constants():
     import pickle
     g = read_graph(INT8)
     h = pickle.loads(pickle.dumps(g))
-    assert h.op_names == g.op_names and h.tensors == g.tensors
+    assert h.op_names == g.op_names and [t.shape for t in h.tensors] == [t.shape for t in g.tensors]
     w = next(t for t in g.tensors if t.is_constant)
     assert (h.tensors[w.index].values() == w.values()).all()
 

@@ -160,3 +160,14 @@ def test_fuzzed_compiled_files_are_a_data_error_or_a_valid_reading(tmp_path):
         outcomes["read"] += 1
         assert info.segments in (0, 1) and all(p.executables for p in info.packages)
     assert outcomes["refused"] >= 20 and outcomes["read"] >= 10, outcomes
+
+
+@needs_pairs
+def test_uncompiled_pair_models_read_as_not_compiled():
+    from benchmark.tflite_graph import read_graph
+    for src in sorted(PAIRS.glob("*.tflite")):
+        if src.stem.endswith("_edgetpu"):
+            continue
+        info = inspect_compiled(src)
+        assert not info.is_compiled and info.segments == 0, src.name
+        assert len(info.cpu_op_list) == len(read_graph(src).operators)

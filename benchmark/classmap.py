@@ -170,18 +170,28 @@ class ClassMap:
         return rec
 
 
-def _unique(names: tuple[str, ...], who: str) -> dict[str, int]:
-    """Normalised name -> index; DataError when two names are one after normalising."""
-    out: dict[str, int] = {}
-    for i, n in enumerate(names):
+def _keys(names: tuple[str, ...]) -> list[tuple[str, int] | None]:
+    """``(normalised name, occurrence)`` of each name (None for an unnamed output).
+
+    Names that repeat after normalising (ImageNet has two ``crane`` and a
+    ``Cardigan`` corgi beside the ``cardigan`` sweater) are told apart by their
+    order of occurrence: the k-th ``crane`` of the data is the k-th of the model.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
         key = normalise_name(n)
         if not key:
+            out.append(None)
             continue
-        if key in out:
-            raise DataError(f"{who} class names {names[out[key]]!r} (index {out[key]}) and "
-                            f"{n!r} (index {i}) are the same after normalising ({key!r})")
-        out[key] = i
+        out.append((key, seen.get(key, 0)))
+        seen[key] = seen.get(key, 0) + 1
     return out
+
+
+def _repeated(names: tuple[str, ...]) -> set[str]:
+    keys = [k[0] for k in _keys(names) if k is not None]
+    return {k for k in keys if keys.count(k) > 1}
 
 
 def _first_difference(model: tuple[str, ...], data: tuple[str, ...]) -> str:
@@ -191,26 +201,31 @@ def _first_difference(model: tuple[str, ...], data: tuple[str, ...]) -> str:
     return f"the model has {len(model)} classes, the data {len(data)}"
 
 
-def _from_file(path: str, model_names, n_data: int, data_idx: dict,
-               model_idx: dict) -> tuple[np.ndarray, str]:
+def _lookup(names: tuple[str, ...], name: str, path: str, who: str) -> int:
+    """Index of ``name`` among ``names`` (normalised); UsageError if absent or repeated."""
+    key = normalise_name(name)
+    hits = [i for i, n in enumerate(names) if normalise_name(n) == key]
+    if not hits:
+        raise UsageError(f"--class-map {path}: {name!r} is not a class of the {who}")
+    if len(hits) > 1:
+        raise UsageError(f"--class-map {path}: {name!r} names {len(hits)} classes of the {who} "
+                         f"(indices {hits[:3]}); use the model's output index")
+    return hits[0]
+
+
+def _from_file(path: str, model_names, data_names, d2m: np.ndarray) -> tuple[np.ndarray, str]:
+    """``d2m`` (matched by name) with the entries of the map file applied."""
     table = read_class_map(path)
-    d2m = np.full(n_data, -1, np.int64)
-    for key, i in data_idx.items():          # by name first, the file overrides
-        d2m[i] = model_idx.get(key, -1)
+    d2m = d2m.copy()
     for data_name, target in table.items():
-        i = data_idx.get(normalise_name(data_name))
-        if i is None:
-            raise UsageError(f"--class-map {path}: {data_name!r} is not a class of the data")
+        i = _lookup(data_names, data_name, path, "data")
         if isinstance(target, int):
             if not 0 <= target < len(model_names):
                 raise UsageError(f"--class-map {path}: {data_name!r} = {target} is not an output "
                                  f"index of the model (0..{len(model_names) - 1})")
             d2m[i] = target
         else:
-            j = model_idx.get(normalise_name(target))
-            if j is None:
-                raise UsageError(f"--class-map {path}: {target!r} is not a class of the model")
-            d2m[i] = j
+            d2m[i] = _lookup(model_names, target, path, "model")
     return d2m, f"by {Path(path).name} and by name"
 
 
@@ -236,11 +251,15 @@ def match_classes(model_names: tuple[str, ...] | None, data_names: tuple[str, ..
     if len(model_names) != num_outputs:
         raise DataError(f"{source} names {len(model_names)} classes but the model has "
                         f"{num_outputs} outputs")
-    model_idx, data_idx = _unique(model_names, "model"), _unique(data_names, "data")
-    d2m = np.array([model_idx.get(normalise_name(n), -1) for n in data_names], np.int64)
-    how = "by name"
+    model_idx = {k: i for i, k in enumerate(_keys(model_names)) if k is not None}
+    d2m = np.array([model_idx.get(k, -1) if k is not None else -1 for k in _keys(data_names)],
+                   np.int64)
+    repeated = sorted(_repeated(model_names) | _repeated(data_names))
+    how = "by name" + (f" (repeated names {', '.join(repeated[:3])}"
+                       f"{', ...' if len(repeated) > 3 else ''} matched in order)"
+                       if repeated else "")
     if class_map not in (None, "auto"):
-        d2m, how = _from_file(class_map, model_names, len(data_names), data_idx, model_idx)
+        d2m, how = _from_file(class_map, model_names, data_names, d2m)
     if (d2m >= 0).all() and len(set(d2m.tolist())) == d2m.size:
         if np.array_equal(d2m, np.arange(len(data_names))) and num_outputs == len(data_names):
             return ClassMap("identity", model_names, data_names, d2m, how)

@@ -80,9 +80,23 @@ def test_class_map_file(tmp_path):
             match_classes(("a", "b", "c"), ("x", "c", "y"), num_outputs=3, class_map=str(f))
 
 
-def test_names_must_be_unique_and_match_the_outputs():
-    with pytest.raises(DataError, match="'Stop' .* and 'stop' .* are the same after normal"):
-        match_classes(("Stop", "stop"), ("stop",), num_outputs=2)
+def test_repeated_names_matched_in_order(tmp_path):
+    """ImageNet: two 'crane's, 'Cardigan' (a corgi) and 'cardigan' (a sweater)."""
+    model = ("background", "crane", "Cardigan", "x", "crane", "cardigan")
+    data = ("crane", "Cardigan", "x", "crane", "cardigan")
+    m = match_classes(model, data, num_outputs=6)
+    assert m.mode == "subset" and m.data_to_model.tolist() == [1, 2, 3, 4, 5]
+    assert "repeated names cardigan, crane matched in order" in m.how
+    f = tmp_path / "map.toml"
+    f.write_text('[classes]\ny = "crane"\n')
+    with pytest.raises(UsageError, match="'crane' names 2 classes of the model"):
+        match_classes(("crane", "crane", "x"), ("x", "y"), num_outputs=3, class_map=str(f))
+    f.write_text("[classes]\nx = 4\n")         # output 4 is the second crane's already
+    with pytest.raises(UsageError, match="two data classes map to one model output"):
+        match_classes(model, data, num_outputs=6, class_map=str(f))
+
+
+def test_names_must_match_the_outputs():
     with pytest.raises(DataError, match="names 2 classes but the model has 3 outputs"):
         match_classes(("a", "b"), ("a", "b"), num_outputs=3)
 

@@ -32,6 +32,12 @@ RESULTS = ROOT / "results"
 
 CHENYAOFO = "../shared/models/cifar100_resnet"
 PAPER = "../shared/models/paper_cifar100_resnet"
+#: A labels file for an ImageNet model with a background output (Coral's ``*_quant.tflite``):
+#: ``background``, then the ``imagenet`` dataset's 1000 class names (docs/models.md).
+IMAGENET_LABELS = (
+    "python -c \"import sys, pathlib, benchmark.datasets.imagenet as m; print('background', "
+    "*m.read_synsets(pathlib.Path(sys.argv[1])).names, sep='\\n')\" "
+    "../shared/data/imagenet-sample/LOC_synset_mapping.txt > /tmp/imagenet_labels.txt")
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
     Source("carolo-synth-sweep",
            "python -m benchmark.paper --model signnet --split all --weight-bits 8,7,6,5,4,3",
            ("paper_fig2_sweep.csv",)),
+    Source("carolo-synth-blog", "python -m benchmark.metrics.blog RUN_DIR (RUN_DIR: the "
+           "carolo-synth-run command's run directory)", ("blog_definitions.csv",)),
     Source("blog", "none: the numbers the blog reports, typed in from it", ("blog.csv",)),
     Source("gtsrb-run",
            "python -m benchmark.run --model signnet-gtsrb --dataset gtsrb "
@@ -81,9 +89,11 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
            "--data-dir ../shared/data/imagenet-sample --split verification --device cpu",
            ("metrics.csv",)),
     Source("imagenet-sample-coral-mobilenet-v1",
-           "python tools/eval_int8_imagenet.py --model "
+           f"{IMAGENET_LABELS} && python -m benchmark.run --model "
            "../shared/edgetpu/pairs/mobilenet_v1_0.25_128_quant.tflite "
-           "--data-dir ../shared/data/imagenet-sample --background 0 --split verification",
+           "--model-labels /tmp/imagenet_labels.txt --preprocess raw --mean 128 --std 128 "
+           "--dataset imagenet --data-dir ../shared/data/imagenet-sample --split verification "
+           "--device cpu",
            ("metrics.csv",)),
 ]}
 
@@ -240,9 +250,9 @@ def int8_only(source: str) -> str:
         rows.append([f"{s}/{v}", acc_ci(m), pct(m["top5_accuracy"]),
                      num(m["mean_normalized_entropy"], 4), pct(m["calibration_ece"]),
                      num(m["calibration_nll"], 4), pct(m["calibration_gap"], sign=True),
-                     str(int(m["predicted_background"]))])
+                     str(int(m["calibration_nll_zero_true"]))])
     return table(["int8-only", "top-1 (95 % CI)", "top-5", "mean H / log K", "ECE (15 bins)",
-                  "NLL", "conf - acc", "background predicted"], rows)
+                  "NLL", "conf - acc", "p(true) = 0"], rows)
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -258,9 +268,15 @@ def signnet_sweep(source: str) -> str:
                   "ECE", "swaps", "swaps at conf<0.5"], rows, align="lllrrrrrrr")
 
 
-def blog_comparison(run_source: str, blog_source: str) -> str:
+def blog_comparison(run_source: str, blog_source: str,
+                    defs_source: str = "carolo-synth-blog") -> str:
     mx = metrics(run_source)
     blog = {r["quantity"]: r for r in read_csv(blog_source, "blog.csv")}
+    defs = {(r["split"], r["variant"]): float(r["mean_raw_normalized_entropy"])
+            for r in read_csv(defs_source, "blog_definitions.csv")}
+
+    def raw(variant):
+        return " / ".join(num(defs[(s, variant)], 4) for s in ("full", "verification"))
 
     def here(metric, variant, digits, as_pct):
         vals = [mx[(s, variant)][metric] for s in ("full", "verification")]
@@ -271,10 +287,12 @@ def blog_comparison(run_source: str, blog_source: str) -> str:
          here("accuracy", "float", 2, True)],
         ["int8 accuracy full / verification", blog["int8_accuracy"]["value"],
          here("accuracy", "int8", 2, True)],
-        ["mean H / log K, int8 full / verification", blog["int8_entropy"]["value"],
+        ["mean H / log K (blog's definition: raw outputs), int8 full / verification",
+         blog["int8_entropy"]["value"], raw("int8")],
+        ["mean H / log K (blog's definition: raw outputs), float", blog["float_entropy"]["value"],
+         raw("float")],
+        ["mean H / log K (renormalized outputs), int8 full / verification", "–",
          here("mean_normalized_entropy", "int8", 4, False)],
-        ["mean H / log K, float", blog["float_entropy"]["value"],
-         here("mean_normalized_entropy", "float", 4, False)],
     ]
     return table(["", "blog (Carolo-Cup photos)", "here (carolo-synth)"], rows, align="lll")
 
@@ -324,7 +342,8 @@ TABLES = {
     "carolo-swaps": lambda: run_swaps("carolo-synth-run"),
     "carolo-sweep": lambda: signnet_sweep("carolo-synth-sweep"),
     "blog-comparison": lambda: blog_comparison("carolo-synth-run", "blog"),
-    "carolo-sources": lambda: sources_table(["carolo-synth-run", "carolo-synth-sweep", "blog"]),
+    "carolo-sources": lambda: sources_table(["carolo-synth-run", "carolo-synth-sweep",
+                                             "carolo-synth-blog", "blog"]),
     "gtsrb-accuracy": lambda: run_accuracy("gtsrb-run"),
     "gtsrb-entropy": lambda: run_entropy("gtsrb-run"),
     "gtsrb-calibration": lambda: run_calibration("gtsrb-run"),

@@ -440,3 +440,14 @@ def test_edgetpu_cells_ask_ray_for_the_edgetpu_resource(monkeypatch):
                      ("cpu", {"num_cpus": 1})]
     with pytest.raises(UsageError, match="--address is for --executor ray"):
         executors.make_executor("local", 2, "h:1", None)
+
+
+def test_a_model_given_by_path_is_resolved_beside_the_study_file(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text("[[models]]\npath = 'nets/my_net.keras'\n[[models]]\nname = 'signnet'\n")
+    study = load_study(p)
+    assert [m.name for m in study.models] == [str(tmp_path / "nets" / "my_net.keras"), "signnet"]
+    assert [m.id for m in study.models] == ["my_net", "signnet"]
+    p.write_text("[[models]]\nname = 'signnet'\npath = 'x.keras'\n")
+    with pytest.raises(UsageError, match="needs a name \\(registered\\) or a path"):
+        load_study(p)

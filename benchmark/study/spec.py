@@ -14,6 +14,8 @@ A study file is TOML::
     name = "signnet"                # a registered model ...
     # weights = "path/to/weights.npz"   # ... with pretrained weights, or
     # model_dir = "models"              # another models root
+    # [[models]]
+    # path = "my_model.keras"       # or a model given by path (docs/own-model.md)
 
     [[datasets]]                    # optional: by default each model's own dataset
     name = "carolo-synth"
@@ -46,7 +48,7 @@ from benchmark.errors import UsageError
 
 TOP_KEYS = {"name", "out", "splits", "variants", "observers", "devices", "limit", "shards",
             "models", "datasets", "metrics", "run", "description", "paper"}
-MODEL_KEYS = {"name", "weights", "model_dir", "label"}
+MODEL_KEYS = {"name", "path", "weights", "model_dir", "label"}
 DATASET_KEYS = {"name", "options", "data_dir", "label"}
 METRIC_KEYS = {"bins", "seed"}
 STUDY_DEVICES = ("cpu", "edgetpu")
@@ -214,10 +216,16 @@ def _models(path: Path, data: dict) -> tuple[ModelSpec, ...]:
     from benchmark.models.registry import list_models
     out = []
     for e in _entries(path, data, "models", MODEL_KEYS, True):
-        if not isinstance(e.get("name"), str):
-            _fail(path, "every [[models]] entry needs a name")
+        if isinstance(e.get("path"), str) and "name" not in e:
+            # a model given by path (docs/own-model.md): a .keras, a .tflite, a folder
+            out.append(ModelSpec(_resolve(path.parent, e["path"]), None, None,
+                                 e.get("label") or Path(e["path"]).stem))
+            continue
+        if not isinstance(e.get("name"), str) or "path" in e:
+            _fail(path, "every [[models]] entry needs a name (registered) or a path")
         if e["name"] not in list_models():
-            _fail(path, f"unknown model {e['name']!r} (available: {', '.join(list_models())})")
+            _fail(path, f"unknown model {e['name']!r} (available: {', '.join(list_models())}; "
+                        "or path = \"...\" for a model file)")
         out.append(ModelSpec(e["name"], _resolve(path.parent, e.get("weights")),
                              _resolve(path.parent, e.get("model_dir")), e.get("label")))
     return tuple(out)

@@ -6,6 +6,7 @@ import pytest
 from benchmark.backends import base, edgetpu, runtime
 from benchmark.backends.fake import FakeBackend
 from benchmark.errors import BackendUnavailable
+from conftest import ROOT
 
 
 def test_quantize_uses_the_tensors_own_parameters():
@@ -50,7 +51,6 @@ def test_missing_libedgetpu_names_the_missing_piece(monkeypatch):
 
 def test_delegate_failure_means_no_device(monkeypatch, tmp_path):
     from benchmark.backends.fake import make_fake_compiled
-    from conftest import ROOT
     model = tmp_path / "m_int8_edgetpu.tflite"
     make_fake_compiled(ROOT / "models" / "signnet" / "verification" / "signnet_int8.tflite",
                        model)
@@ -94,3 +94,29 @@ def test_compiled_model_is_refused_on_the_cpu(tmp_path):
     model.write_bytes(b"\0" * 16)
     with pytest.raises(BackendUnavailable, match="compiled for the Edge TPU"):
         LiteRTCPUBackend(model)
+
+
+PAIRS = ROOT.parent / "shared" / "edgetpu" / "pairs"
+
+
+@pytest.mark.skipif(not PAIRS.is_dir(), reason="../shared/edgetpu/pairs not present")
+@pytest.mark.parametrize("name, delegated, cpu_ops", [
+    ("mobilenet_v1_0.25_128_quant", 31, []),
+    ("keras_lstm_mnist_ptq", 6, []),
+    ("mnist4_log23", 8, ["QUANTIZE", "DEQUANTIZE"]),
+    ("posenet_mobilenet_v1_075_353_481_16_quant_decoder", 37, ["CUSTOM:PosenetDecoderOp"]),
+    ("deeplabv3_mnv2_dm05_pascal_quant", 64, ["RESIZE_BILINEAR", "QUANTIZE", "CONCATENATION",
+                                              "CONV_2D", "CONV_2D", "RESIZE_BILINEAR",
+                                              "RESIZE_BILINEAR", "ARG_MAX"]),
+])
+def test_tpu_proof_of_real_compiled_models(name, delegated, cpu_ops):
+    """The record the Edge TPU backend keeps, read from real compiler output (README splits)."""
+    p = edgetpu.tpu_proof(PAIRS / f"{name}_edgetpu.tflite")
+    assert p["edgetpu_custom_ops"] == p["tpu_segments"] == 1
+    assert p["ops_delegated"] == delegated and p["cpu_ops"] == cpu_ops
+    assert p["cpu_op_count"] == len(cpu_ops) and p["on_chip_parameter_bytes"] > 0
+
+
+def test_tpu_proof_refuses_an_uncompiled_model():
+    with pytest.raises(edgetpu.NotCompiledError, match=r"no edgetpu-custom-op node \(14 ops"):
+        edgetpu.tpu_proof(ROOT / "models" / "signnet" / "verification" / "signnet_int8.tflite")

@@ -143,29 +143,18 @@ def source_model(compiled: Path) -> Path | None:
 def _compiled_ops(model_path: Path) -> tuple[int, list[str], dict]:
     """``(edgetpu-custom-op nodes, the other ops, what the packages say)`` of a compiled model.
 
-    Uses :func:`benchmark.compile.inspect.inspect_compiled` (the custom ops'
+    Read by :func:`benchmark.compile.inspect.inspect_compiled` (the custom ops'
     ``DWN1`` packages: on-chip / off-chip parameter bytes, caching tokens,
-    pipeline segment) when that module is present, else the operator codes
-    through :func:`benchmark.tflite_graph.read_graph`.
+    pipeline segment, minimum runtime version).
     """
-    try:
-        from benchmark.compile.inspect import inspect_compiled
-    except ImportError:
-        inspect_compiled = None
-    if inspect_compiled is not None:
-        info = inspect_compiled(model_path)
-        d = info.to_dict()
-        extra = {k: d[k] for k in ("on_chip_parameter_bytes", "off_chip_parameter_bytes",
-                                   "caching_tokens", "pipeline_segment", "cocompiled_with")}
-        extra["min_runtime_version"] = max((p.min_runtime_version for p in info.packages),
-                                           default=None)
-        return info.custom_ops, list(info.cpu_op_list), extra
-    from benchmark.tflite_graph import read_graph
-    g = read_graph(model_path)
-    custom = sum(op.custom_code == EDGETPU_CUSTOM_OP for op in g.operators)
-    cpu = [op.name if op.custom_code is None else f"{op.name}:{op.custom_code}"
-           for op in g.operators if op.custom_code != EDGETPU_CUSTOM_OP]
-    return custom, cpu, {}
+    from benchmark.compile.inspect import inspect_compiled
+    info = inspect_compiled(model_path)
+    d = info.to_dict()
+    extra = {k: d[k] for k in ("on_chip_parameter_bytes", "off_chip_parameter_bytes",
+                               "caching_tokens", "pipeline_segment", "cocompiled_with")}
+    extra["min_runtime_version"] = max((p.min_runtime_version for p in info.packages),
+                                       default=None)
+    return info.custom_ops, list(info.cpu_op_list), extra
 
 
 def tpu_proof(model_path, source=None) -> dict:
@@ -185,7 +174,7 @@ def tpu_proof(model_path, source=None) -> dict:
         ``edgetpu_custom_ops`` (nodes), ``tpu_segments`` (the same count: each
         node is one TPU program), ``cpu_ops`` (ops left on the CPU, in file
         order), ``cpu_op_count``, ``ops_delegated`` (None without the source)
-        and ``source_model``; with the compiled-model inspector also
+        and ``source_model``; from the custom ops' packages
         ``on_chip_parameter_bytes``, ``off_chip_parameter_bytes``,
         ``caching_tokens``, ``pipeline_segment``, ``cocompiled_with`` and
         ``min_runtime_version``.

@@ -187,6 +187,9 @@ def _evaluate_all(cfg: RunConfig, plan: RunPlan, split: str, ds, eval_idx,
     evaluated again: it gets that variant's predictions under its own name.
     An Edge TPU variant that fails has a note (:func:`_tpu_failure`) and no result.
     """
+    if any(v.device == "edgetpu" for v in variants):
+        from benchmark.backends.edgetpu import parse_device_spec
+        parse_device_spec(cfg.edgetpu_device)    # a typo fails before anything is evaluated
     entry = plan.entry
     ctx = EvalContext(ds.meta.get("cache_key"), np.asarray(eval_idx, np.int64),
                       entry.preprocess, entry.outputs == "logits", _eval_settings(cfg))

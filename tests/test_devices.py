@@ -132,3 +132,14 @@ def test_device_used_is_recorded_by_the_edgetpu_child(fake_libedgetpu, tmp_path)
     assert info["device"] == "usb:0" and info["library"] == str(lib)
     assert info["device_used"] == {"type": "usb", "path": str(usb), "speed_mbps": "5000",
                                    "link": "USB 3.0"}
+
+
+def test_run_refuses_a_bad_edgetpu_device_before_evaluating(monkeypatch, tmp_path, capsys):
+    from edgetpu_fakes import compiled_models, use_fake_edgetpu
+    use_fake_edgetpu(monkeypatch)
+    rc = main(["run", "--device", "edgetpu", "--edgetpu-device", "usb-1", "--split",
+               "verification", "--limit", "10", "--model-dir", str(compiled_models(tmp_path)),
+               "--out", str(tmp_path / "run"), "--quiet", "--no-report"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == ["edgetpu-bench run: error: --edgetpu-device 'usb-1': expected "
+                               "usb, usb:N, pci, pci:N or :N (N = device index, from 0)"]

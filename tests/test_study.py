@@ -451,3 +451,20 @@ def test_a_model_given_by_path_is_resolved_beside_the_study_file(tmp_path):
     p.write_text("[[models]]\nname = 'signnet'\npath = 'x.keras'\n")
     with pytest.raises(UsageError, match="needs a name \\(registered\\) or a path"):
         load_study(p)
+
+
+def test_sigterm_stops_the_driver_and_its_workers(local_study, tmp_path):
+    study, _ = local_study
+    out = tmp_path / "out"
+    p = _start_study(study.path, out)
+    assert _wait_for_a_cell(p, out)
+    workers = _children(p.pid)
+    p.send_signal(signal.SIGTERM)                # the driver only
+    _, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130, stderr[-2000:]
+    time.sleep(0.5)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()
+                and "spawn_main" in Path(f"/proc/{w}/cmdline").read_text()]
+    again = run_study(load_study(study.path, out=out), workers=2, quiet=True, report=False)
+    assert not again.failed, summary(again, "")
+    assert _table(out) == _table(study.out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 
 from benchmark.cli import prog_name
@@ -34,6 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _list(states) -> str:
     lines = [f"{'key':16s}  {'status':7s}  cell"]
     lines += [f"{s.key or '-':16s}  {s.status:7s}  {s.cell.label()}"
@@ -51,6 +56,7 @@ def main(argv=None) -> int:
         print(_list(plan_cells(study, only)))
         return 0
     log = None if a.quiet else (lambda m: print(m, file=sys.stderr))
+    signal.signal(signal.SIGTERM, _interrupt)   # like Ctrl-C: the workers stop too
     result = run_study(study, executor=a.executor, workers=a.workers, address=a.address,
                        quiet=a.quiet, only=only, report=a.report, log=log)
     hint = " ".join(["edgetpu-bench study", shlex.quote(a.study)]

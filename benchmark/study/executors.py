@@ -76,6 +76,18 @@ class LocalExecutor:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
+    def abort(self) -> None:
+        """Stop now (interrupted): cancel the queue, end the workers (cells in flight are lost)."""
+        if self.pool is None:
+            return
+        procs = list(getattr(self.pool, "_processes", {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(timeout=10)
+        self.pool = None
+
 
 def _ray():
     try:
@@ -118,6 +130,9 @@ class RayExecutor:
 
     def restart(self) -> None:       # Ray replaces dead workers itself
         pass
+
+    def abort(self) -> None:
+        self.shutdown()
 
     def shutdown(self) -> None:
         if self.started:

@@ -273,9 +273,12 @@ def run_study(study: Study, *, executor: str = "local", workers: int | None = No
         progress = Progress(len(todo), quiet=quiet)
         try:
             execute_cells(study, todo, ex, progress)
-        finally:
+        except BaseException:       # Ctrl-C, SIGTERM: the workers stop with the driver
             progress.close()
-            ex.shutdown()
+            ex.abort()
+            raise
+        progress.close()
+        ex.shutdown()
         result.ran = sum(s.status == "ran" for s in todo)
     write_study_json(study, states)
     finished = [s for s in states if s.status in ("done", "ran")]

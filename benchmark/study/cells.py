@@ -90,7 +90,7 @@ def is_complete(run_dir: Path) -> bool:
 # ------------------------------------------------------------------ in the worker
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
     msg = " ".join(str(e).split()) or type(e).__name__
     return msg if isinstance(e, BenchError) else f"internal error: {type(e).__name__}: {msg}"
 
@@ -140,7 +140,7 @@ def run_task(task: dict) -> dict:
         return {"ok": True, "images": images, "seconds": time.monotonic() - t0,
                 "files": files, "host": os.uname().nodename}
     except Exception as e:      # recorded per cell: the study goes on
-        return {"ok": False, "error": _one_line(e), "seconds": time.monotonic() - t0,
+        return {"ok": False, "error": one_line(e), "seconds": time.monotonic() - t0,
                 "host": os.uname().nodename}
     finally:
         if scratch is not None:

@@ -62,7 +62,7 @@ def plan_cells(study: Study, only: set[str] | None = None) -> list[CellState]:
         try:
             key = C.cell_key(study, c, data_cache)
         except BenchError as e:
-            out.append(CellState(c, None, None, "failed", C._one_line(e)))
+            out.append(CellState(c, None, None, "failed", C.one_line(e)))
             continue
         if only is not None and key not in only:
             continue
@@ -109,7 +109,7 @@ def _finish_task(study: Study, st: CellState, task: dict, res: dict, executor) -
         try:
             _merge(study, st)
         except Exception as e:      # a failed merge fails the cell, not the study
-            st.status, st.error = "failed", C._one_line(e)
+            st.status, st.error = "failed", C.one_line(e)
             return res["images"]
     st.status = "ran"
     return res["images"]
@@ -122,7 +122,7 @@ def _result(future) -> dict | None:
     except BrokenProcessPool:
         return None
     except Exception as e:          # a Ray worker crash, a lost object ...
-        return {"ok": False, "error": C._one_line(e)}
+        return {"ok": False, "error": C.one_line(e)}
 
 
 def spread(todo: list[CellState]) -> list[CellState]:

@@ -318,6 +318,10 @@ def plan_user_split(cfg: RunConfig, entry: ModelEntry, user: UserModel, split: s
         first = next(iter(user.files.values()))
         meta = {"num_classes": int(read_graph(first).output_tensors()[0].shape[-1]),
                 "class_names": list(user.class_names or []), "source": "user"}
+        names = user.class_names
+        if names and len(names) != meta["num_classes"]:
+            raise DataError(f"{user.names_source} names {len(names)} classes but {first.name} "
+                            f"has {meta['num_classes']} outputs")
     art = (user.source or next(iter(user.files.values()))).parent
     return SplitPlan(split=split, artifacts=art, train_meta=meta, dataset=dataset,
                      dataset_options=options, data_dir=data_dir, variants=variants,

@@ -87,10 +87,20 @@ def test_swap_counts_by_hand():
     # ref preds 0,1,0,0,2 ; q preds 0,0,1,2,2 ; truth 0,1,1,1,2
     c = swap_counts(REF, Q, Y)
     assert c == {"n": 5, "swapped": 3, "right_to_wrong": 1, "wrong_to_right": 1,
-                 "wrong_to_wrong": 1, "ref_errors": 2, "q_errors": 2}
+                 "wrong_to_wrong": 1, "ref_errors": 2, "q_errors": 2,
+                 "q_ties": 0,               # Q's .3/.3 are not its row's max
+                 "new_errors_lower": 1}     # row 1: right 1 -> wrong 0
     s = swap_summary(REF, Q, Y, n_boot=50)
     assert s["swapped_pct"] == 60.0 and s["delta_error_pct"] == 0.0 and s["ratio"] == 0.0
     assert s["mcnemar_p"] == 1.0
+
+
+def test_ties_in_the_quantized_top1_and_new_errors_to_a_lower_index():
+    ref = np.array([[.1, .8, .1], [.1, .1, .8], [.8, .1, .1], [.1, .8, .1]])
+    q = np.array([[.5, .5, 0], [0, .5, .5], [.2, .2, .6], [.2, .2, .6]])   # two ties
+    c = swap_counts(ref, q, [1, 2, 0, 1])
+    # ties break to the lowest index: rows 0, 1 become 0 and 1 (lower); rows 2, 3 go to 2
+    assert c["q_ties"] == 2 and c["right_to_wrong"] == 4 and c["new_errors_lower"] == 2
 
 
 def test_swapped_histogram_uses_reference_confidence():

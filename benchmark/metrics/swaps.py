@@ -31,23 +31,29 @@ def swap_counts(ref_probs, q_probs, y_true) -> dict:
     dict
         ``n``, ``swapped``, ``right_to_wrong``, ``wrong_to_right``,
         ``wrong_to_wrong`` (swapped between two wrong classes),
-        ``ref_errors``, ``q_errors``.
+        ``ref_errors``, ``q_errors``, ``q_ties`` (samples whose quantized top-1
+        value occurs more than once: argmax then takes the lowest class index)
+        and ``new_errors_lower`` (right→wrong swaps whose quantized class has a
+        lower index than the reference's).
 
     Examples
     --------
     >>> ref = [[.9, .1, 0], [.2, .8, 0], [.6, .4, 0], [.5, .3, .2]]
     >>> q = [[.9, .1, 0], [.8, .2, 0], [.4, .6, 0], [.3, .3, .4]]
-    >>> swap_counts(ref, q, [0, 1, 1, 1])["right_to_wrong"]
-    1
+    >>> c = swap_counts(ref, q, [0, 1, 1, 1])
+    >>> c["right_to_wrong"], c["new_errors_lower"], c["q_ties"]
+    (1, 1, 0)
     """
     a, b, t = _check(ref_probs, q_probs, y_true)
     pa, pb = a.argmax(1), b.argmax(1)
     ra, rb = pa == t, pb == t
     sw = pa != pb
+    ties = (b == b.max(axis=1, keepdims=True)).sum(axis=1) > 1 if b.size else np.zeros(0, bool)
     return {"n": int(t.size), "swapped": int(sw.sum()),
             "right_to_wrong": int(np.sum(ra & ~rb)), "wrong_to_right": int(np.sum(~ra & rb)),
             "wrong_to_wrong": int(np.sum(sw & ~ra & ~rb)),
-            "ref_errors": int(np.sum(~ra)), "q_errors": int(np.sum(~rb))}
+            "ref_errors": int(np.sum(~ra)), "q_errors": int(np.sum(~rb)),
+            "q_ties": int(ties.sum()), "new_errors_lower": int(np.sum(ra & ~rb & (pb < pa)))}
 
 
 def mcnemar_exact_p(b: int, c: int) -> float:

@@ -17,7 +17,9 @@
   ``= output index``; classes it does not list are matched by name) is given;
   the images of unmatched data classes are dropped and counted (``partial``);
 - a model without class names needs ``--model-labels FILE`` or, to score
-  output ``i`` as data class ``i``, ``--class-map positional``.
+  output ``i`` as data class ``i``, ``--class-map positional``;
+- data classes that are numbers (folders ``00000`` .. ``00042``, GTSRB's
+  layout) are class indices: data class ``"00012"`` is output 12.
 
 Labels files hold one name per line (line ``i`` is output ``i``), or Coral's
 ``<index> <name>`` per line (``0 background``, ``1 tench, Tinca tinca``).
@@ -194,6 +196,26 @@ def _repeated(names: tuple[str, ...]) -> set[str]:
     return {k for k in keys if keys.count(k) > 1}
 
 
+def _numbered(data_names, model_names, num_outputs: int) -> np.ndarray | None:
+    """Output index of each data class when the data's classes are numbers, not names.
+
+    Folders named ``00000`` .. ``00042`` (GTSRB's layout) are class indices: data
+    class ``"00012"`` is output 12. Only when every data name is a non-negative
+    integer below ``num_outputs`` and the model's names are not numbers
+    themselves (then they are compared by name, ``"12"`` = ``"12"``).
+    """
+    def as_int(n):
+        n = str(n).strip()
+        return int(n) if n.isdigit() else None
+
+    values = [as_int(n) for n in data_names]
+    if not values or any(v is None or v >= num_outputs for v in values):
+        return None
+    if all(as_int(n) is not None for n in model_names if str(n).strip()):
+        return None
+    return np.array(values, np.int64)
+
+
 def _first_difference(model: tuple[str, ...], data: tuple[str, ...]) -> str:
     for i, (m, d) in enumerate(zip(model, data)):
         if normalise_name(m) != normalise_name(d):
@@ -251,13 +273,17 @@ def match_classes(model_names: tuple[str, ...] | None, data_names: tuple[str, ..
     if len(model_names) != num_outputs:
         raise DataError(f"{source} names {len(model_names)} classes but the model has "
                         f"{num_outputs} outputs")
-    model_idx = {k: i for i, k in enumerate(_keys(model_names)) if k is not None}
-    d2m = np.array([model_idx.get(k, -1) if k is not None else -1 for k in _keys(data_names)],
-                   np.int64)
-    repeated = sorted(_repeated(model_names) | _repeated(data_names))
-    how = "by name" + (f" (repeated names {', '.join(repeated[:3])}"
-                       f"{', ...' if len(repeated) > 3 else ''} matched in order)"
-                       if repeated else "")
+    numbered = _numbered(data_names, model_names, num_outputs)
+    if numbered is not None:
+        d2m, how = numbered, "by index (the data's classes are numbered 0..K-1)"
+    else:
+        model_idx = {k: i for i, k in enumerate(_keys(model_names)) if k is not None}
+        d2m = np.array([model_idx.get(k, -1) if k is not None else -1
+                        for k in _keys(data_names)], np.int64)
+        repeated = sorted(_repeated(model_names) | _repeated(data_names))
+        how = "by name" + (f" (repeated names {', '.join(repeated[:3])}"
+                           f"{', ...' if len(repeated) > 3 else ''} matched in order)"
+                           if repeated else "")
     if class_map not in (None, "auto"):
         d2m, how = _from_file(class_map, model_names, data_names, d2m)
     if (d2m >= 0).all() and len(set(d2m.tolist())) == d2m.size:

@@ -178,3 +178,16 @@ def test_distribution_tolerance_follows_the_output_step():
         check_distribution(row * (1 + 1.1 * tol), step=step, what="m")
     with pytest.raises(DataError, match="do not sum to 1 within 0.001"):
         check_distribution(row * 1.01, step=0.0, what="m")              # float: tight
+
+
+def test_numbered_data_classes_are_indices():
+    model = ("speed limit 20", "speed limit 30", "stop")
+    m = match_classes(model, ("00000", "00002"), num_outputs=3)
+    assert m.mode == "subset" and m.data_to_model.tolist() == [0, 2]
+    assert m.how.startswith("by index")
+    m = match_classes(model, ("00", "01", "02"), num_outputs=3)
+    assert m.mode == "identity"
+    with pytest.raises(DataError, match="do not match"):        # 7 is not an output
+        match_classes(model, ("00", "07"), num_outputs=3)
+    m = match_classes(("1", "0"), ("0", "1"), num_outputs=2)     # numeric names: by name
+    assert m.mode == "reordered" and m.data_to_model.tolist() == [1, 0]

@@ -59,6 +59,8 @@ class RunConfig:
     #: std, resize, crop, channel_order, layout)
     preprocessing: dict = field(default_factory=dict)
     act_observer: str = "minmax"
+    #: CPU kernels of the interpreter: xnnpack (default), builtin or reference
+    cpu_kernels: str = "xnnpack"
     bins: int = 20
     dataset_options: dict = field(default_factory=dict)
     data_dir: str | None = None
@@ -96,6 +98,9 @@ class RunConfig:
         if self.act_observer not in observer_names():
             raise UsageError(f"--act-observer must be one of {', '.join(observer_names())}, "
                              f"got {self.act_observer!r}")
+        if self.cpu_kernels not in ("xnnpack", "builtin", "reference"):
+            raise UsageError("--cpu-kernels must be one of xnnpack, builtin, reference, "
+                             f"got {self.cpu_kernels!r}")
         if self.seed < 0:
             raise UsageError(f"--seed must be >= 0, got {self.seed}")
         if self.latency < 0 or self.latency_warmup < 0:

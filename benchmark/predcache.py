@@ -74,7 +74,10 @@ def runtime_id(device: str) -> dict | None:
         rt = find_runtime()
     except BackendUnavailable:
         return None
-    return {"package": rt.package, "version": rt.version}
+    from benchmark.backends.litert_cpu import default_kernels
+    kernels = default_kernels()
+    rid = {"package": rt.package, "version": rt.version}
+    return rid if kernels == "xnnpack" else {**rid, "cpu_kernels": kernels}
 
 
 @dataclass(frozen=True, eq=False)

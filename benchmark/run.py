@@ -58,6 +58,9 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
                    help="activation ranges of the int8 model: minmax (TFLite default, the "
                         "shipped models), percentile or mse (the paper's); anything but minmax "
                         "re-converts (needs TensorFlow)")
+    p.add_argument("--cpu-kernels", choices=("xnnpack", "builtin", "reference"),
+                   help="CPU interpreter kernels: xnnpack (default delegate), builtin "
+                        "(optimized builtin kernels) or reference; recorded per variant")
     p.add_argument("--variants", help="comma list of float,int8 (default both)")
     p.add_argument("--model-dir", help="models root holding <model>/<split>/ (default models/)")
 
@@ -161,8 +164,14 @@ def split_cli_dataset_options(values: dict) -> dict:
 
 
 def main(argv=None) -> int:
+    import os
+
+    from benchmark.backends.litert_cpu import KERNELS_ENV
     cli, config_file, quiet = parse_args(argv)
-    run(make_config(cli, config_file), quiet=quiet)
+    cfg = make_config(cli, config_file)
+    if cfg.cpu_kernels != "xnnpack":     # seen by every CPU interpreter, workers included
+        os.environ[KERNELS_ENV] = cfg.cpu_kernels
+    run(cfg, quiet=quiet)
     return 0
 
 

@@ -18,6 +18,15 @@ from benchmark.errors import BackendUnavailable, DataError, UsageError
 #: (the reference kernels, no delegate).
 CPU_KERNELS = {"xnnpack": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
                "reference": "BUILTIN_REF"}
+#: Environment variable holding the default kernels (``benchmark.run --cpu-kernels`` sets it,
+#: so worker processes and batched copies open their interpreters on the same kernels).
+KERNELS_ENV = "EDGETPU_BENCH_CPU_KERNELS"
+
+
+def default_kernels() -> str:
+    """The CPU kernels a backend opened without ``kernels`` uses (``$EDGETPU_BENCH_CPU_KERNELS``
+    or ``xnnpack``)."""
+    return os.environ.get(KERNELS_ENV) or "xnnpack"
 
 
 def op_resolver(runtime, kernels: str):
@@ -225,7 +234,7 @@ class LiteRTCPUBackend(InterpreterBackend):
     name = "litert-cpu"
 
     def __init__(self, model_path, *, num_threads: int | None = None, prefer: str | None = None,
-                 batch: int = 1, kernels: str = "xnnpack"):
+                 batch: int = 1, kernels: str | None = None):
         model_path = Path(model_path)
         if not model_path.is_file():
             raise DataError(f"model file not found: {model_path}")
@@ -235,7 +244,7 @@ class LiteRTCPUBackend(InterpreterBackend):
                 "run on the CPU interpreter; use the uncompiled int8 model or --device edgetpu")
         self.runtime = find_runtime(prefer)
         self.num_threads = num_threads or os.cpu_count() or 1
-        self.kernels = kernels
+        self.kernels = kernels = kernels or default_kernels()
         interp = open_interpreter(self.runtime, model_path, num_threads=self.num_threads,
                                   kernels=kernels)
         self._setup(interp, model_path, batch)

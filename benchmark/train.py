@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 
 from benchmark.artifacts import TrainMeta
 from benchmark.cli import main_wrapper, require_tensorflow
@@ -276,6 +277,10 @@ def transfer_weights(model, source: Path) -> dict:
             layer.set_weights(other.get_weights())
             kept.append(layer.name)
         elif i == len(ours) - 1:
+            # A random head on trained features gives huge logits (features reach ~100):
+            # the first steps' gradients would wreck the body. From zeros the softmax
+            # starts uniform (loss log K) and the head learns first.
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
             new.append(layer.name)
         else:
             got = "missing" if other is None else \
@@ -283,7 +288,7 @@ def transfer_weights(model, source: Path) -> dict:
             raise DataError(f"--init-from {source}: layer {layer.name!r} {shapes} is {got} "
                             "there (another architecture or input size)")
     return {"source": str(source), "sha256": file_sha256(source), "layers_kept": kept,
-            "new_head": new}
+            "new_head": new, "new_head_init": "zeros"}
 
 
 def _augmented(keras, model, seed: int):

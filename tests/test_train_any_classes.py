@@ -112,6 +112,9 @@ def test_init_from_keeps_the_body_and_makes_a_new_head(trained42, tmp_path, env,
     # learning rate ~0: the copied body is (nearly) the source's
     np.testing.assert_allclose(b.get_layer("conv1").get_weights()[0],
                                a.get_layer("conv1").get_weights()[0], atol=1e-6)
+    # the new head starts from zeros (uniform outputs), so the body is not wrecked
+    assert init["new_head_init"] == "zeros"
+    assert np.abs(b.get_layer("probs").get_weights()[0]).max() < 1e-6
 
 
 def test_init_from_errors_are_one_line(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ import shutil
 import numpy as np
 import pytest
 
+from benchmark.errors import DataError
 from conftest import ROOT, SHARED, load_predictions, read_results, run_cli
 
 SIGNNET = ROOT / "models" / "signnet" / "verification"
@@ -309,3 +310,30 @@ def test_compiled_model_needs_the_edge_tpu(env, data, tmp_path):
     r = _run(env, "--model", tmp_path / "m_edgetpu.tflite", "--data-dir", data,
              "--preprocess", "unit", "--class-map", "positional")
     _one_line_error(r, 2, "is compiled for the Edge TPU: run it with --device edgetpu")
+
+
+def test_own_int8_and_compiled_models_on_a_fake_edge_tpu(monkeypatch, pair, data, tmp_path):
+    """--int8-model Q --edgetpu-model E --device edgetpu: CPU vs Edge TPU, no float."""
+    from benchmark.config import make_config
+    from benchmark.run import run
+    from edgetpu_fakes import compiled_models, use_fake_edgetpu
+    use_fake_edgetpu(monkeypatch)
+    d = compiled_models(tmp_path) / "signnet" / "verification"
+    cfg = make_config({"int8_model": str(d / "signnet_int8.tflite"),
+                       "edgetpu_model": str(d / "signnet_int8_edgetpu.tflite"),
+                       "model_labels": str(pair / "labels.txt"), "device": "edgetpu",
+                       "data_dir": str(data), "preprocessing": {"preset": "unit"},
+                       "out": str(tmp_path / "run"), "report": False})
+    out, _ = run(cfg, quiet=True, tables=False)
+    res = read_results(out)
+    assert list(res["variants"]) == ["int8", "int8-edgetpu"]
+    assert res["variants"]["int8-edgetpu"]["reference"] == "int8"
+    assert res["attribution"]["quantization_delta"] is None          # no float: absent
+    assert res["attribution"]["int8_cpu_vs_edgetpu"]["top1"] == 1.0
+    assert set(res["model_source"]["files"]) == {"int8", "compiled"}
+    with pytest.raises(DataError, match="is in the compiled slot but is not compiled"):
+        run(make_config({"int8_model": str(d / "signnet_int8.tflite"),
+                         "edgetpu_model": str(d / "signnet_int8.tflite"),
+                         "device": "edgetpu", "data_dir": str(data),
+                         "preprocessing": {"preset": "unit"}, "out": str(tmp_path / "r2")}),
+            quiet=True)

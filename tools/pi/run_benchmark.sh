@@ -29,9 +29,10 @@
 # Environment: PY (the interpreter, default .venv/bin/python) and the harness's own
 # EDGETPU_BENCH_MODELS (models root, default models/), EDGETPU_BENCH_CACHE (dataset and
 # prediction cache, default datasets/cache/), EDGETPU_BENCH_DATA_WORKERS (dataset decoding
-# processes), EDGETPU_BENCH_TPU_TIMEOUT (seconds one Edge TPU call may take before the child
-# is declared hung), EDGETPU_BENCH_PAIRING=off (run a known-bad libedgetpu/interpreter pair
-# anyway), EDGETPU_BENCH_GTSRB_URL (--download source), EDGETPU_BENCH_DEBUG=1 (tracebacks).
+# processes), EDGETPU_BENCH_CPU_KERNELS (xnnpack|builtin|reference, as --cpu-kernels),
+# EDGETPU_BENCH_TPU_TIMEOUT (seconds one Edge TPU call may take before the child is declared
+# hung), EDGETPU_BENCH_PAIRING=off (run a known-bad libedgetpu/interpreter pair anyway),
+# EDGETPU_BENCH_GTSRB_URL (--download source), EDGETPU_BENCH_DEBUG=1 (tracebacks).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

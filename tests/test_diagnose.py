@@ -230,3 +230,41 @@ def test_layer_error_matches_quantization_debugger(tf, tmp_path):
     assert len(compared) == 4          # two convolutions, the dense layer, the softmax
     for a, b in compared:
         assert a == pytest.approx(b, rel=0.01)
+
+
+def test_help_is_light_and_bad_inputs_are_one_line_errors(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, runpy\nsys.argv = ['x', '--help']\n"
+            "try:\n    runpy.run_module('benchmark.diagnose', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'keras', 'matplotlib', 'ai_edge_litert', 'torch')), "
+            "file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert "usage:" in r.stdout and "HEAVY []" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "benchmark.diagnose", "--int8",
+                        str(tmp_path / "none.tflite")], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 3 and r.stderr.strip().count("\n") == 0
+    assert "int8 model not found" in r.stderr
+
+
+def test_float_model_of_another_network_is_refused():
+    from benchmark.diagnose.graph import read_pair
+    from benchmark.errors import DataError
+
+    other = ROOT / "models" / "signnet-gtsrb" / "verification" / "signnet-gtsrb_float.tflite"
+    if not other.is_file() or not (SHIPPED / "signnet_int8.tflite").is_file():
+        pytest.skip("shipped models not present")
+    q, f, layers = read_pair(SHIPPED / "signnet_int8.tflite", SHIPPED / "signnet_float.tflite")
+    assert all(lay.float_tensor is not None for lay in layers)
+    assert [lay.op for lay in layers][:2] == ["QUANTIZE", "CONV_2D"]
+    # same ops (both SignNets): pairs; a graph with other ops must be refused
+    from benchmark.diagnose.graph import pair_graphs
+    from benchmark.tflite_graph import read_graph
+    g = read_graph(other)
+    g.operators = g.operators[:-1]
+    with pytest.raises(DataError, match="do not match"):
+        pair_graphs(q, g)

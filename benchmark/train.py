@@ -335,8 +335,11 @@ def fit(tf, entry, ds, rows: TrainRows, hp: dict, cfg: TrainConfig, init: Path |
                          validation_data=val, verbose=1 if tty else 0,
                          callbacks=[best] if tty else [best, epoch_log_callback(keras, best)])
     seconds = time.perf_counter() - t0
-    extra["validation"] = best.restore(n=int(rows.validation.size),
-                                       fraction=cfg.val_fraction)
+    extra["validation"] = val_rec = best.restore(n=int(rows.validation.size),
+                                                 fraction=cfg.val_fraction)
+    if "accuracy" in val_rec:
+        print(f"kept epoch {val_rec['best_epoch']}/{hp['epochs']}: validation accuracy "
+              f"{val_rec['accuracy']:.4f}, loss {val_rec['loss']:.4f}", file=sys.stderr)
     return model, hist.history, seconds, extra
 
 

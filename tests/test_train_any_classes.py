@@ -79,6 +79,7 @@ def test_train_builds_n_outputs_and_keeps_the_best_epoch(trained42):
     lines = [x for x in r.stderr.splitlines() if x.startswith("epoch ")]
     assert len(lines) == 2 and all("validation loss" in x for x in lines)
     assert "(best)" in lines[best] and "\r" not in r.stderr
+    assert f"kept epoch {best + 1}/2: validation accuracy" in r.stderr
 
 
 @pytest.mark.slow

@@ -117,12 +117,32 @@ def run_entropies(run_dir: str | Path) -> list[dict]:
     return rows
 
 
+def run_certainty(run_dir: str | Path, bins: int = 10) -> list[dict]:
+    """The blog's certainty histogram of every ``predictions_<variant>.npz`` under ``run_dir``."""
+    rows = []
+    for f in sorted(Path(run_dir).rglob("predictions_*.npz")):
+        with np.load(f) as z:
+            frac, edges = correct_certainty_histogram(z["probs"], z["labels"], bins=bins)
+        split = f.parent.name if f.parent != Path(run_dir) else ""
+        rows.append({"split": split, "variant": f.stem[len("predictions_"):],
+                     "fractions": frac.tolist(), "edges": edges.tolist()})
+    return rows
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m benchmark.metrics.blog RUN_DIR...  (both mean entropies of "
-              "every predictions_*.npz: the blog's raw one and the renormalized one)")
+        print("usage: python -m benchmark.metrics.blog [--certainty] RUN_DIR...  (both mean "
+              "entropies of every predictions_*.npz: the blog's raw one and the renormalized "
+              "one; --certainty: the blog's certainty histogram instead, 10 bins)")
         return 0 if argv else 2
+    if argv[0] == "--certainty":
+        print("split,variant," + ",".join(f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10)))
+        for d in argv[1:]:
+            for r in run_certainty(d):
+                cells = ",".join(f"{v:.4f}" for v in r["fractions"])
+                print(f"{r['split']},{r['variant']},{cells}")
+        return 0
     print("split,variant,n,mean_raw_normalized_entropy,mean_normalized_entropy")
     for d in argv:
         for r in run_entropies(d):

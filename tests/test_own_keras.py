@@ -96,13 +96,16 @@ def test_keras_mobilenetv2_end_to_end(models, data, env, tmp_path):
 
 
 def test_class_order_remapped_not_scored_by_position(models, data, env, tmp_path):
-    runs = {}
+    runs, logs = {}, {}
     for name, extra in (("by_name", []), ("positional", ["--class-map", "positional"])):
         out = tmp_path / name
         r = _run(env, "--model", models / "colour.keras", "--data-dir", data, "--preprocess",
                  "unit", "--out", out, *extra)
         assert r.returncode == 0, r.stderr[-3000:]
-        runs[name] = read_results(out)
+        runs[name], logs[name] = read_results(out), r.stderr
+    assert "the data's 3 classes are the model's in another order: labels remapped by name" \
+        in logs["by_name"]
+    assert "classes by position (--class-map positional)" in logs["positional"]
     by_name, positional = runs["by_name"], runs["positional"]
     assert positional["class_map"]["mode"] == "positional"
     assert by_name["class_map"]["mode"] == "reordered"
@@ -122,3 +125,25 @@ def test_savedmodel_folder(models, data, env, tmp_path):
     assert res["model_source"]["kind"] == "savedmodel"
     assert res["class_map"]["mode"] == "reordered"
     assert res["variants"]["int8"]["accuracy"] == 1.0
+
+
+def test_convert_records_the_keras_it_converted(tf, env, tmp_path):
+    """benchmark.convert writes keras_sha256; run accepts the fresh artifacts, refuses stale."""
+    import shutil
+    from benchmark.results import file_sha256
+    src = Path(__file__).resolve().parent.parent / "models" / "signnet" / "verification"
+    d = tmp_path / "models" / "signnet" / "verification"
+    shutil.copytree(src, d)
+    tiny = ["--synth-sessions", "4", "--synth-per-class", "1"]
+    r = run_cli("benchmark.convert", "--split", "verification", "--model-dir", tmp_path / "models",
+                "--representative-size", "20", *tiny, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    meta = json.loads((d / "convert_meta.json").read_text())
+    assert meta["keras_sha256"] == file_sha256(d / "signnet.keras")
+    args = ["--model-dir", tmp_path / "models", *tiny, "--limit", "10"]
+    r = _run(env, *args, "--out", tmp_path / "fresh", "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(d / "signnet.keras", "ab") as f:
+        f.write(b"retrained")
+    r = _run(env, *args)
+    assert r.returncode == 3 and "changed since it was converted" in r.stderr.splitlines()[-1]

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from benchmark.backends.edgetpu import (delegate_library_name, find_delegate_library,
-                                        parse_device_spec)
+                                        install_hint, parse_device_spec)
 from benchmark.cli import main_wrapper, prog_name
 from benchmark.errors import BackendUnavailable
 
@@ -69,7 +69,7 @@ def _load_library(library: str | None):
     if lib is None:
         raise BackendUnavailable(
             f"cannot list Edge TPUs: {delegate_library_name()} (the Edge TPU runtime) is not "
-            "installed; install libedgetpu1-std from Coral's apt repository (tools/pi/setup.sh)")
+            f"installed; {install_hint()}")
     try:
         return ctypes.CDLL(lib), lib
     except OSError as e:

@@ -45,8 +45,11 @@ def test_delegate_library_names():
 
 def test_missing_libedgetpu_names_the_missing_piece(monkeypatch):
     monkeypatch.setattr(edgetpu, "find_delegate_library", lambda system=None: None)
-    with pytest.raises(BackendUnavailable, match="libedgetpu.so.1 is not installed"):
+    with pytest.raises(BackendUnavailable, match="libedgetpu.so.1 is not installed") as e:
         edgetpu.check_edgetpu_available()
+    # the advice is the matched pair, not Coral's libedgetpu1-std (known-bad with ai-edge-litert)
+    assert "matched libedgetpu/interpreter pair with tools/pi/setup.sh" in str(e.value)
+    assert "libedgetpu1-std" not in str(e.value) and "apt repository" not in str(e.value)
 
 
 def test_delegate_failure_means_no_device(monkeypatch, tmp_path):

@@ -55,6 +55,8 @@ def test_devices_without_libedgetpu_is_one_line_exit_4(monkeypatch, capsys):
     assert main(["devices"]) == 4
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "libedgetpu.so.1 (the Edge TPU runtime) is not installed" in err[0]
+    assert "tools/pi/setup.sh (docs/edge-tpu.md, 'Runtime pairing')" in err[0]
+    assert "libedgetpu1-std" not in err[0]
 
 
 @pytest.fixture

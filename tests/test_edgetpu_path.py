@@ -44,6 +44,7 @@ def test_edgetpu_path_end_to_end(fake_edgetpu, models_with_compiled, tmp_path, d
     assert tpu["device"] == "edgetpu" and tpu["runtime"]["device"] == "usb:0"
     assert tpu["runtime"]["delegate_options"] == {"device": "usb:0"}
     assert tpu["runtime"]["isolation"] == "child process"
+    assert tpu["runtime"]["pairing"]["interpreter"]["package"].startswith("fake-")
     proof = tpu["runtime"]["tpu"]
     assert proof["edgetpu_custom_ops"] == 1 and proof["tpu_segments"] == 1
     assert proof["cpu_ops"] == [] and proof["ops_delegated"] == 14
@@ -135,3 +136,5 @@ def test_pycoral_make_interpreter_is_used_when_installed(monkeypatch, models_wit
     b = edgetpu.EdgeTPUBackend(model, device="pci:0", library="libedgetpu.so.1")
     assert calls == [(str(model), "pci:0")]
     assert b.info()["runtime"] == "pycoral" and b.info()["device"] == "pci:0"
+    # pycoral's pairing is recorded as its tflite_runtime (judged, not refused or switched)
+    assert b.info()["pairing"]["interpreter"]["package"] == "tflite_runtime"

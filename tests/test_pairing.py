@@ -311,6 +311,35 @@ def test_the_backend_refuses_before_the_delegate_is_loaded(monkeypatch, tmp_path
     assert loaded == []
 
 
+def test_the_backends_info_records_the_pairing_verdict(monkeypatch, tmp_path):
+    """The verdict the backend ran with is in info() (results.json's runtime record), also
+    through the Edge TPU child process."""
+    from benchmark.backends import edgetpu, isolated
+    from benchmark.backends.fake import FakeEdgeTPUBackend, make_fake_compiled
+    from benchmark.backends.runtime import find_runtime
+    model = tmp_path / "m_int8_edgetpu.tflite"
+    make_fake_compiled(ROOT / "models" / "signnet" / "verification" / "signnet_int8.tflite",
+                       model)
+    real = find_runtime()           # the fake runs as "fake-<package>" <its version>
+    tf = real.version
+    here = pairing.judge(pairing.detect_library("libedgetpu.so.1"),
+                         Interp("fake-" + real.package, tf)).as_dict()
+    monkeypatch.setattr(pairing, "detect_library", lambda library=None: lib(f"16.0tf{tf}-1"))
+    with FakeEdgeTPUBackend(model) as b:
+        rec = b.info()["pairing"]
+    assert rec["status"] == GOOD and rec["library"]["version"] == f"16.0tf{tf}-1"
+    assert rec["library"]["build"] == "rebuild" and rec["library"]["tf"] == tf
+    assert rec["interpreter"]["package"].startswith("fake-") and rec["source"]
+    # the child process judges this machine's own libedgetpu (here: none, version unknown)
+    if here["status"] == BAD:
+        pytest.skip("this machine's libedgetpu is known-bad with the fake's interpreter")
+    monkeypatch.setattr(edgetpu, "find_delegate_library", lambda system=None: "libedgetpu.so.1")
+    with isolated.IsolatedBackend(model, target="benchmark.backends.fake:FakeEdgeTPUBackend",
+                                  timeout=60) as child:
+        rec = child.info()["pairing"]
+    assert rec == here and rec["interpreter"]["package"].startswith("fake-")
+
+
 # --- the probe ---------------------------------------------------------------------------
 
 def py(code):

@@ -117,10 +117,19 @@ def check_edgetpu_available() -> str:
     lib = find_delegate_library()
     if lib is None:
         raise BackendUnavailable(
-            f"Edge TPU runtime not found: {delegate_library_name()} is not installed "
-            "(install libedgetpu1-std from Coral's apt repository, see README 'Edge TPU'), "
-            "or use --device cpu")
+            f"Edge TPU runtime not found: {delegate_library_name()} is not installed; "
+            f"{install_hint()}, or use --device cpu")
     return lib
+
+
+def install_hint() -> str:
+    """What to install for the Edge TPU: a matched libedgetpu/interpreter pair.
+
+    Not "any libedgetpu": Coral's own ``libedgetpu1-std`` 16.0 is known-bad with
+    the default interpreter (``ai_edge_litert``, :mod:`benchmark.backends.pairing`).
+    """
+    return ("install a matched libedgetpu/interpreter pair with tools/pi/setup.sh "
+            "(docs/edge-tpu.md, 'Runtime pairing')")
 
 
 #: The custom op edgetpu_compiler folds every mapped op into (its payload is the TPU program).
@@ -263,6 +272,16 @@ def failure_cause(text: str, stage: str = "") -> str:
     return "runtime pairing, device unplugged, or permissions"
 
 
+def _recorded_pairing(library: str, runtime: Runtime):
+    """The pairing verdict of pycoral's own interpreter, for the record only.
+
+    pycoral builds its interpreter and delegate itself (its ``tflite_runtime``
+    pin is its own choice), so nothing is refused or switched here.
+    """
+    from benchmark.backends.pairing import detect_library, interpreter_of, judge
+    return judge(detect_library(library), interpreter_of(runtime))
+
+
 class EdgeTPUBackend(InterpreterBackend):
     """An ``*_edgetpu.tflite`` model on a Coral Edge TPU.
 
@@ -303,13 +322,15 @@ class EdgeTPUBackend(InterpreterBackend):
         self.proof = tpu_proof(model_path)
         self.library = library or check_edgetpu_available()
         self.open_ms: dict[str, float] = {}
+        self.pairing = None   # the pairing verdict (benchmark.backends.pairing.Verdict)
         interp = self._open(model_path, prefer, runtime)
         t0 = time.perf_counter()
-        try:
-            self._setup(interp, model_path)
+        try:   # allocated here first: a delegate that fails to prepare is not a bad model file
+            interp.allocate_tensors()
         except RuntimeError as e:   # the delegate failed to prepare its node
             raise BackendUnavailable(self._failure("allocate_tensors() failed", e)) from None
         self.open_ms["allocate_ms"] = _ms_since(t0)
+        self._setup(interp, model_path)
 
     def _failure(self, what: str, e: BaseException) -> str:
         msg = " ".join(str(e).split()) or type(e).__name__
@@ -326,6 +347,7 @@ class EdgeTPUBackend(InterpreterBackend):
             if make_interpreter is not None:
                 # pycoral builds a tflite_runtime interpreter with the delegate itself.
                 self.runtime = _pycoral_runtime(make_interpreter)
+                self.pairing = _recorded_pairing(self.library, self.runtime)
                 t0 = time.perf_counter()
                 interp = make_interpreter(str(model_path), device=device)
                 self.open_ms["delegate_ms"] = _ms_since(t0)   # delegate + interpreter
@@ -357,6 +379,7 @@ class EdgeTPUBackend(InterpreterBackend):
                 "runtime_version": self.runtime.version, "library": self.library,
                 "device": self.device or "default",
                 "tpu": dict(self.proof), "open_ms": dict(self.open_ms),
+                "pairing": self.pairing.as_dict() if self.pairing is not None else None,
                 "compile_memory": compile_memory(self.model_path),
                 "output_quantization": {"scale": out.scale, "zero_point": out.zero_point,
                                         "dtype": str(out.dtype)}}

@@ -76,6 +76,12 @@ def open_interpreter(runtime, model_path=None, *, model_content: bytes | None = 
         raise DataError(f"cannot load {where}: {str(e).splitlines()[0]}") from None
 
 
+def _first_line(e: Exception) -> str:
+    """The interpreter's message in one line (TFLite joins several reports without breaks)."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 class InterpreterBackend(Backend):
     """Shared loop for interpreter-based backends (CPU and Edge TPU).
 
@@ -99,7 +105,11 @@ class InterpreterBackend(Backend):
             if len(d) == 1:
                 interpreter.resize_tensor_input(d[0]["index"], [batch, *d[0]["shape"][1:]])
         self.batch = batch
-        interpreter.allocate_tensors()
+        try:
+            interpreter.allocate_tensors()
+        except RuntimeError as e:  # a model its kernels reject (damaged or unsupported)
+            raise DataError(f"{model_path}: the TFLite interpreter cannot prepare this model: "
+                            f"{_first_line(e)}") from None
         ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
         if len(ins) != 1 or len(outs) != 1:
             raise DataError(f"{model_path}: expected one input and one output tensor, "

@@ -357,6 +357,8 @@ def _manifest_row(manifest: Path, line: int, row: list[str], cells: list[str], c
     split = cells[cols["split"]] if "split" in cols and cols["split"] < len(cells) else ""
     if not path or not label:
         raise DataError(f"{manifest} line {line}: empty path or label")
+    if "\x00" in path or "\x00" in label:
+        raise DataError(f"{manifest} line {line}: a NUL character in the row (a damaged file?)")
     if split and split.lower() not in _SPLIT_WORDS:
         raise DataError(f"{manifest} line {line}: split {split!r} is not train or test")
     return line, path, label, _SPLIT_WORDS.get(split.lower(), "")

@@ -211,7 +211,7 @@ def test_damaged_sources_and_cache_entries_are_data_errors(tmp_path):
     extracted = tmp_path / "x" / "GTSRB" / "Final_Training" / "Images" / "00000"
     extracted.mkdir(parents=True)
     (extracted / "GT-00000.csv").write_text("name;class\na.ppm;0\n")
-    with pytest.raises(DataError, match="GT-00000.csv: not a GTSRB label file"):
+    with pytest.raises(DataError, match="GT-00000.csv line 2: not a GTSRB label row"):
         load_dataset("gtsrb", data_dir=tmp_path / "x", cache_dir=tmp_path / "c", verbose=False)
     arrays = {"images": np.zeros((1, 2, 2, 3), np.uint8), "labels": np.zeros(1, np.int64),
               "groups": np.zeros(1, np.int64)}

@@ -145,18 +145,36 @@ def latency_table(results: dict, fmt: str = "simple") -> str:
                     tablefmt=fmt)
 
 
+def _attribution_row(split: str, a: dict) -> list[str]:
+    """One split's attribution record as table cells ('' where the record lacks a field)."""
+    acc, same = a["accuracy"], a["int8_cpu_vs_edgetpu"]
+    lsb, change = same.get("lsb"), a.get("device_change") or {}
+    p = change.get("mcnemar_p")
+    return [split, _pct(acc["float"]) if "float" in acc else "", _pct(acc["int8"]),
+            _pct(acc[EDGETPU_NAME]), _pct(same["top1"]),
+            str(lsb["max_lsb"]) if lsb else "",
+            f"{_pct(lsb['within_tolerance'])} (±{lsb['tolerance']})" if lsb else "",
+            f"{p:.3g}" if p is not None else "",
+            f"{same['max_abs_prob_diff']:.4f}"]
+
+
 def attribution_table(results: dict, fmt: str = "simple") -> str:
-    """float -> int8 (CPU) -> int8 (Edge TPU), per split."""
-    rows = []
-    for s, r in results.items():
-        a = r.get("attribution")
-        if a:
-            acc, same = a["accuracy"], a["int8_cpu_vs_edgetpu"]
-            rows.append([s, _pct(acc["float"]) if "float" in acc else "", _pct(acc["int8"]),
-                         _pct(acc[EDGETPU_NAME]), _pct(same["top1"]),
-                         f"{same['max_abs_prob_diff']:.4f}"])
+    """float -> int8 (CPU) -> int8 (Edge TPU), per split.
+
+    Next to the accuracies: top-1 agreement of the CPU and the Edge TPU int8
+    model, the largest output difference in quantization steps (``max LSB``),
+    the share of outputs within the tolerance (``±1`` LSB by default), the
+    exact McNemar p of the Edge TPU's accuracy change against the CPU int8
+    model, and the largest probability difference (results.json's
+    ``attribution`` record, :func:`benchmark.compare.attribution`). The LSB
+    cells are empty when the outputs were not on the output tensor's grid
+    (``lsb_note``) or the run predates the LSB record.
+    """
+    rows = [_attribution_row(s, r["attribution"]) for s, r in results.items()
+            if r.get("attribution")]
     return tabulate(rows, headers=["attribution", "float", "int8 CPU", "int8 Edge TPU",
-                                   "same top-1 CPU/TPU", "max |diff|"],
+                                   "same top-1 CPU/TPU", "max LSB", "within LSB tol.",
+                                   "McNemar p", "max prob. diff"],
                     disable_numparse=True, stralign="right",
                     tablefmt=fmt)
 

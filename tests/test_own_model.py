@@ -337,3 +337,15 @@ def test_own_int8_and_compiled_models_on_a_fake_edge_tpu(monkeypatch, pair, data
                          "device": "edgetpu", "data_dir": str(data),
                          "preprocessing": {"preset": "unit"}, "out": str(tmp_path / "r2")}),
             quiet=True)
+
+
+def test_refusals_of_mixed_or_missing_variants(pair, data, env):
+    r = _run(env, "--model", "resnet20", "--int8-model", pair / "signnet_int8.tflite",
+             "--data-dir", data, "--preprocess", "unit")
+    _one_line_error(r, 2, "--model resnet20 is a registered model: give either it or your own")
+    r = _run(env, "--model", pair / "signnet_int8.tflite", "--variants", "float",
+             "--data-dir", data, "--preprocess", "unit")
+    _one_line_error(r, 3, "--variants float: the model has no float .tflite (give --float-model)")
+    r = _run(env, "--model", "signnet", "--preprocess", "unit")
+    _one_line_error(r, 2, "preprocessing preset: for a model given by path; signnet is "
+                          "registered and declares its own")

@@ -137,6 +137,10 @@ def _model_files(cfg) -> tuple[str, Path | None, dict, Path]:
     kind, source, files, anchor = "tflite", None, {}, None
     explicit = {s: getattr(cfg, f"{s if s != 'compiled' else 'edgetpu'}_model")
                 for s in SLOT_FLAGS}
+    if any(explicit.values()) and cfg.model not in ("signnet", None) \
+            and not looks_like_path(cfg.model):
+        raise UsageError(f"--model {cfg.model} is a registered model: give either it or your "
+                         "own files (--float-model / --int8-model / --edgetpu-model)")
     if cfg.model and looks_like_path(cfg.model):
         anchor = Path(cfg.model)
         if not anchor.exists():

@@ -467,13 +467,19 @@ def _globs(where: str) -> list[str]:
 
 
 def is_temporary(name: str) -> bool:
-    """A temporary file of :func:`benchmark.results.atomic_write_bytes` (``.<name>.<random>``).
+    """A temporary of an atomic write (:mod:`benchmark.tempfiles`: ``.<name>.tmp-<pid>-<random>``,
+    or ``.<name>.<random>`` of older versions).
 
-    >>> is_temporary(".results.json.k2j_x9ab"), is_temporary(".lock"), is_temporary("a.csv")
-    (True, False, False)
+    >>> is_temporary(".results.json.tmp-12-k2j_x9ab"), is_temporary(".results.json.k2j_x9ab")
+    (True, True)
+    >>> is_temporary(".lock"), is_temporary("a.csv")
+    (False, False)
     """
     import re
-    return re.fullmatch(r"\..+\.[A-Za-z0-9_]{8}", name) is not None
+
+    from benchmark.tempfiles import owner_pid
+    return name.startswith(".") and (owner_pid(name) is not None or
+                                     re.fullmatch(r"\..+\.[A-Za-z0-9_]{8}", name) is not None)
 
 
 def foreign_files(out: Path, splits: tuple[str, ...]) -> list[str]:

@@ -121,7 +121,7 @@ def test_foreign_files_are_refused(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    (out / ".results.json.ab12cd34").write_text("{")   # a killed atomic write: harness's own
+    (out / ".results.json.tmp-1-ab12cd34").write_text("{")   # a killed atomic write
     assert foreign_files(out, ("verification",)) == ["notes.txt"]
     w = RunWriter(out, ("verification",), {"config": {}}, resume=True, fingerprint="x")
     with pytest.raises(UsageError, match=r"did not write \(notes.txt\)"):
@@ -130,7 +130,7 @@ def test_foreign_files_are_refused(tmp_path):
     assert not (out / RUN_STATE).exists()
     # the lock was released: a second writer can take it
     (out / "notes.txt").unlink()
-    (out / ".results.json.ab12cd34").unlink()
+    (out / ".results.json.tmp-1-ab12cd34").unlink()
     with RunWriter(out, ("verification",), {"config": {}}, fingerprint="x"):
         assert (out / LOCK).read_text() == str(os.getpid())
 

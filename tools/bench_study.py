@@ -52,6 +52,7 @@ def time_study(path: Path, out: Path, executor: str, workers: int) -> tuple[floa
     if executor == "ray":
         import ray
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        print(f"  (ray.init: {time.perf_counter() - t0:.1f} s)")
         try:
             result = run_study(study, executor="ray", quiet=True, report=False)
         finally:

@@ -147,6 +147,10 @@ def test_the_table_has_every_cell_and_parameter(local_study):
         assert acc[st.cell.split, st.cell.variant] == rec["variants"][st.cell.variant]["accuracy"]
     assert {"model", "dataset", "split", "observer", "device", "variant", "limit", "seed",
             "metric", "value"} <= set(rows[0])
+    table = (study.out / "summary.md").read_text().splitlines()
+    assert len(table) == 2 + 2 + 8 and "| signnet    | (model's)    | verification |" in table[-1]
+    w4 = acc["verification", "w4"]
+    assert f"{w4:.2%}" in table[-1]
     if importlib.util.find_spec("pyarrow"):
         import pandas as pd
         df = pd.read_parquet(study.out / "results.parquet")

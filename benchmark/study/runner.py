@@ -6,6 +6,7 @@ The study directory::
     cells/<key>/          one benchmark.run run directory per cell
     shards/<key>-<i>of<n>/  the pieces of a sharded cell (merged into cells/<key>/)
     results.csv           tidy: one row per cell x metric, every parameter a column
+    summary.md            one row per cell: its parameters and the main metrics
     results.parquet       the same table (when pyarrow is installed)
     report.html, .md      benchmark.report's comparison over all finished cells
     logs/                 the local workers' native logs (TFLite, TensorFlow)
@@ -210,21 +211,52 @@ def write_tables(study: Study, states: list[CellState], log) -> tuple[Path, ...]
     import importlib.util
 
     from benchmark.results import write_csv
+    from benchmark.results import atomic_write_bytes
     header, rows = tidy_rows(study, states)
-    out = [study.out / "results.csv"]
+    out = [study.out / "results.csv", study.out / "summary.md"]
     write_csv(out[0], header, rows)
+    atomic_write_bytes(out[1], (f"# Study {study.name}\n\n" + summary_table(header, rows))
+                       .encode())
     if importlib.util.find_spec("pyarrow") is None:
         if log:
             log("pyarrow is not installed: results.parquet not written (pip install pyarrow); "
                 "results.csv has the same table")
         return tuple(out)
     import pandas as pd
-
-    from benchmark.results import atomic_write_bytes
     df = pd.DataFrame(rows, columns=header)
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     atomic_write_bytes(study.out / "results.parquet", df.to_parquet(index=False))
     return (*out, study.out / "results.parquet")
+
+
+#: ``(metric, column, format)`` of the study's comparison table (summary.md).
+SUMMARY_METRICS = (("accuracy", "accuracy", "{:.2%}"), ("calibration_ece", "ECE", "{:.2%}"),
+                   ("agreement_with_float", "top-1 = float", "{:.2%}"),
+                   ("swapped_pct", "swapped %", "{:.2f}"),
+                   ("delta_error_pct", "Δ error %", "{:.2f}"),
+                   ("ratio", "Δerror/swapped", "{:.2f}"))
+SUMMARY_KEYS = ("model_id", "dataset_id", "split", "observer", "device", "variant")
+
+
+def summary_table(header: list[str], rows: list[list]) -> str:
+    """One Markdown row per cell: its parameters and the main metrics (from the tidy rows)."""
+    from tabulate import tabulate
+    col = {h: i for i, h in enumerate(header)}
+    cells: dict = {}
+    for r in rows:
+        key = tuple(r[col[k]] for k in SUMMARY_KEYS)
+        cells.setdefault(key, {})[r[col["metric"]]] = r[col["value"]]
+    out = []
+    for key, m in cells.items():
+        vals = []
+        for metric, _, fmt in SUMMARY_METRICS:
+            try:
+                vals.append(fmt.format(float(m[metric])))
+            except (KeyError, ValueError):
+                vals.append("")
+        out.append([*key, *vals])
+    return tabulate(out, headers=[*SUMMARY_KEYS, *(c for _, c, _ in SUMMARY_METRICS)],
+                    tablefmt="github") + "\n"
 
 
 def write_study_json(study: Study, states: list[CellState]) -> None:

@@ -472,3 +472,15 @@ def test_sigterm_stops_the_driver_and_its_workers(local_study, tmp_path):
     again = run_study(load_study(study.path, out=out), workers=2, quiet=True, report=False)
     assert not again.failed, summary(again, "")
     assert _table(out) == _table(study.out)
+
+
+@pytest.mark.slow
+def test_the_carolo_sweep_study_regenerates_the_committed_csv(tmp_path):
+    text = (ROOT / "results" / "carolo-synth-sweep.toml").read_text()
+    p = tmp_path / "sweep.toml"
+    p.write_text(text.replace('model_dir = "../models"', f'model_dir = "{ROOT / "models"}"'))
+    result = run_study(load_study(p, out=tmp_path / "out"), workers=2, quiet=True,
+                       report=False)
+    assert len(result.states) == 16 and not result.failed, summary(result, "")
+    name = "carolo-synth-sweep/paper_fig2_sweep.csv"
+    assert (tmp_path / name).read_bytes() == (ROOT / "results" / name).read_bytes()

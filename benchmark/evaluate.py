@@ -358,8 +358,11 @@ def seen_unseen(p: Predictions, fit_rows: np.ndarray, validation_rows: np.ndarra
     out = {}
     for name, mask in (("seen", seen), ("validation", val), ("unseen", ~(seen | val))):
         n, c = int(mask.sum()), int(right[mask].sum())
+        if n == 0:  # no such images: no accuracy (None, not NaN: NaN != NaN in a JSON diff)
+            out[name] = {"n": 0, "n_correct": 0, "accuracy": None, "accuracy_interval": None}
+            continue
         lo, hi = wilson_interval(c, n)
-        out[name] = {"n": n, "n_correct": c, "accuracy": c / n if n else float("nan"),
+        out[name] = {"n": n, "n_correct": c, "accuracy": c / n,
                      "accuracy_interval": {"low": lo, "high": hi, "confidence": 0.95,
                                            "method": "wilson"}}
     return out

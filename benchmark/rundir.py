@@ -178,8 +178,8 @@ class SeenRecord(TypedDict):
 
     n: int
     n_correct: int
-    accuracy: float
-    accuracy_interval: Interval
+    accuracy: float | None          # None when n is 0
+    accuracy_interval: Interval | None
 
 
 class TrainingSeenRecord(TypedDict):

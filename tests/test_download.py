@@ -266,9 +266,11 @@ def test_train_download_runs_before_tensorflow(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"cannot download http://127.0.0.1:\d+/GTSRB_"):
         train.main(["--model", "signnet-gtsrb", "--dataset", "gtsrb", "--split",
                     "verification", "--data-dir", str(tmp_path / "d"), "--download",
-                    "--download-url", f"http://127.0.0.1:{port}/"])
+                    "--download-url", f"http://127.0.0.1:{port}/",
+                    "--model-dir", str(tmp_path / "m")])
     with pytest.raises(UsageError, match="not available for dataset 'carolo-synth'"):
-        train.main(["--split", "full", "--data-dir", str(tmp_path), "--download"])
+        train.main(["--split", "full", "--data-dir", str(tmp_path), "--download",
+                    "--model-dir", str(tmp_path / "m")])
 
 
 def test_official_release_is_accepted_by_its_md5(tmp_path, serve, monkeypatch):

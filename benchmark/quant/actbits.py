@@ -36,7 +36,8 @@ def coarser(scale: float, zero_point: int, bits: int) -> tuple[float, int]:
 
     Examples
     --------
-    >>> coarser(0.01, -128, 8)
+    >>> s, z = coarser(0.01, -128, 8)  # 8 bits: the same grid (scale kept as float32)
+    >>> round(s, 6), z
     (0.01, -128)
     >>> s, z = coarser(0.01, 0, 4)     # 17x coarser; the old -128 stays at -128
     >>> round(s, 6), z

@@ -44,6 +44,7 @@ def test_delegate_loads_and_the_custom_op_is_there(tpu):
     assert info["tpu"]["edgetpu_custom_ops"] >= 1 and info["tpu"]["cpu_ops"] == []
     assert info["tpu"]["ops_delegated"] == 31
     assert info["device_used"] is not None and info["device_used"]["path"]
+    assert info["pairing"]["status"] in ("known-good", "unknown")   # known-bad is refused
 
 
 def test_tpu_agrees_with_cpu_int8_within_tolerance(tpu):

@@ -484,3 +484,26 @@ def test_the_carolo_sweep_study_regenerates_the_committed_csv(tmp_path):
     assert len(result.states) == 16 and not result.failed, summary(result, "")
     name = "carolo-synth-sweep/paper_fig2_sweep.csv"
     assert (tmp_path / name).read_bytes() == (ROOT / "results" / name).read_bytes()
+
+
+def test_exported_metrics_equal_benchmark_run_split_all(local_study, tmp_path):
+    import dataclasses
+
+    from benchmark.run import main
+    from benchmark.study.export import write_exports
+    study, result = local_study
+    s = dataclasses.replace(study, path=tmp_path / "s.toml", out=tmp_path / "study",
+                            export={"out": "run-{model_id}", "files": ["metrics.csv"]})
+    assert write_exports(s, result.states) == [tmp_path / "study" / "export" / "run-signnet"]
+    assert main(["--split", "all", "--weight-bits", "6,4", "--limit", "120", "--out",
+                 str(tmp_path / "run"), "--quiet", "--no-report", "--no-prediction-cache"]) == 0
+    assert (tmp_path / "run-signnet" / "metrics.csv").read_bytes() == \
+        (tmp_path / "run" / "metrics.csv").read_bytes()
+
+
+def test_the_results_study_files_load():
+    for name, cells in (("carolo-synth-run", 4), ("gtsrb-run", 4), ("carolo-synth-sweep", 16)):
+        study = load_study(ROOT / "results" / f"{name}.toml")
+        assert len(study.cells()) == cells
+        out = (study.paper or study.export)["out"]
+        assert (ROOT / "results" / out).is_dir(), out

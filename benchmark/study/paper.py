@@ -40,7 +40,7 @@ def _split_view(cells) -> SimpleNamespace:
     return SimpleNamespace(record=record, variants=variants)
 
 
-def _groups(study, states):
+def groups(study, states, pattern: str):
     """``(name, {split: [cells]})`` per model x dataset x observer x device (complete only)."""
     done = {(s.cell.model, s.cell.dataset.id, s.cell.split, s.cell.observer, s.cell.device,
              s.cell.variant): s for s in states if s.status in ("done", "ran")}
@@ -55,8 +55,8 @@ def _groups(study, states):
                         cells += [done.get((m, d.id, s, o, dev, v)) for v in quantized]
                         if all(cells):
                             splits[s] = cells
-                    name = study.paper["out"].format(model_id=m.id, model=m.name,
-                                                     dataset_id=d.id, observer=o, device=dev)
+                    name = pattern.format(model_id=m.id, model=m.name, dataset_id=d.id,
+                                          observer=o, device=dev)
                     yield name, splits
 
 
@@ -67,7 +67,7 @@ def write_paper(study, states, log=None) -> list[Path]:
     bins = {"n_bins": study.paper.get("reliability_bins", PaperConfig.reliability_bins),
             "swap_bins": study.paper.get("swap_bins", PaperConfig.swap_bins)}
     written = []
-    for name, splits in _groups(study, states):
+    for name, splits in groups(study, states, study.paper["out"]):
         if len(splits) < len(study.splits):
             if log:
                 log(f"paper: {name}: not every split's cells are done; not written")

@@ -49,7 +49,7 @@ class StudyResult:
     ran: int = 0
     tables: tuple[Path, ...] = ()
     report: Path | None = None
-    paper: tuple[Path, ...] = ()
+    paper: tuple[Path, ...] = ()        # the [paper] and [export] folders written
 
     @property
     def failed(self) -> list[CellState]:
@@ -277,7 +277,7 @@ def summary(result: StudyResult, argv_hint: str) -> str:
     lines += [f"table: {p}" for p in result.tables]
     if result.report:
         lines.append(f"report: {result.report}")
-    lines += [f"paper data: {p}" for p in result.paper]
+    lines += [f"exported: {p}" for p in result.paper]
     if result.failed:
         lines.append("failed cells:")
         lines += [f"  {s.key or '(not planned)'}  {s.cell.label()}: {s.error}"
@@ -318,6 +318,9 @@ def run_study(study: Study, *, executor: str = "local", workers: int | None = No
     if study.paper and (result.ran or not (study.out / "paper").is_dir()):
         from benchmark.study.paper import write_paper
         result.paper = tuple(write_paper(study, states, log))
+    if study.export and (result.ran or not (study.out / "export").is_dir()):
+        from benchmark.study.export import write_exports
+        result.paper += tuple(write_exports(study, states, log))
     html = study.out / "report.html"
     if report and finished and (result.ran or not html.exists()):
         from benchmark.report import write_report

@@ -47,7 +47,7 @@ from pathlib import Path
 from benchmark.errors import UsageError
 
 TOP_KEYS = {"name", "out", "splits", "variants", "observers", "devices", "limit", "shards",
-            "models", "datasets", "metrics", "run", "description", "paper"}
+            "models", "datasets", "metrics", "run", "description", "paper", "export"}
 MODEL_KEYS = {"name", "path", "weights", "model_dir", "label"}
 DATASET_KEYS = {"name", "options", "data_dir", "label"}
 METRIC_KEYS = {"bins", "seed"}
@@ -136,6 +136,8 @@ class Study:
     run: dict = field(default_factory=dict)
     #: the [paper] table (benchmark.study.paper): empty when the file has none
     paper: dict = field(default_factory=dict)
+    #: the [export] table (benchmark.study.export): empty when the file has none
+    export: dict = field(default_factory=dict)
 
     def cells(self) -> list[Cell]:
         """The expanded matrix, in file order, without duplicates."""
@@ -264,26 +266,29 @@ def _tables(path: Path, data: dict) -> tuple[dict, dict]:
     return metrics, run
 
 
-def _paper(path: Path, data: dict) -> dict:
-    from benchmark.study.paper import PAPER_KEYS
-    paper = data.get("paper", {})
-    if not isinstance(paper, dict):
-        _fail(path, "[paper] must be a table")
-    unknown = sorted(set(paper) - PAPER_KEYS)
+def _output_table(path: Path, data: dict, key: str, allowed: set) -> dict:
+    """The [paper] or [export] table: an ``out`` folder pattern and the ``files`` to copy."""
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        _fail(path, f"[{key}] must be a table")
+    unknown = sorted(set(table) - allowed)
     if unknown:
-        _fail(path, f"[paper]: unknown key(s) {', '.join(unknown)}")
-    if paper and not isinstance(paper.get("out"), str):
-        _fail(path, "[paper] needs out = \"<folder pattern>\" (e.g. \"{model_id}-{observer}\")")
-    files = paper.get("files", [])
+        _fail(path, f"[{key}]: unknown key(s) {', '.join(unknown)}")
+    if table and not isinstance(table.get("out"), str):
+        _fail(path, f"[{key}] needs out = \"<folder pattern>\" "
+                    "(e.g. \"{model_id}-{observer}\")")
+    files = table.get("files", [])
     if not isinstance(files, list) or not all(isinstance(f, str) and "/" not in f
                                               for f in files):
-        _fail(path, "[paper] files must be a list of file names")
-    return paper
+        _fail(path, f"[{key}] files must be a list of file names")
+    return table
 
 
 def load_study(path: str | Path, *, out: str | Path | None = None) -> Study:
     """Read and validate a study file (UsageError naming the file and key)."""
     from benchmark.config import observer_names
+    from benchmark.study.export import EXPORT_KEYS
+    from benchmark.study.paper import PAPER_KEYS
     from benchmark.paths import PROJECT_ROOT
     path = Path(path)
     try:
@@ -309,4 +314,5 @@ def load_study(path: str | Path, *, out: str | Path | None = None) -> Study:
                  devices=_list(path, data, "devices", ["cpu"], STUDY_DEVICES),
                  limit=_int(path, data, "limit", None, 1), shards=_int(path, data, "shards", 1, 1),
                  bins=_int(path, metrics, "bins", 20, 1), seed=_int(path, metrics, "seed", 0, 0),
-                 run=run, paper=_paper(path, data))
+                 run=run, paper=_output_table(path, data, "paper", PAPER_KEYS),
+                 export=_output_table(path, data, "export", EXPORT_KEYS))

@@ -507,3 +507,16 @@ def test_the_results_study_files_load():
         assert len(study.cells()) == cells
         out = (study.paper or study.export)["out"]
         assert (ROOT / "results" / out).is_dir(), out
+
+
+def test_study_help_loads_nothing_heavy():
+    code = ("import sys, runpy\nsys.argv = ['benchmark.study', '--help']\n"
+            "try:\n    runpy.run_module('benchmark.study', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', "
+            "'keras', 'matplotlib', 'ai_edge_litert', 'torch', 'ray', 'pyarrow', 'pandas'))\n"
+            "print('HEAVY', heavy, file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert "usage:" in r.stdout and "--executor {local,ray}" in r.stdout
+    assert "HEAVY []" in r.stderr, r.stderr[-2000:]

@@ -5,7 +5,8 @@ directory). Its key hashes the run's configuration fingerprint
 (:func:`benchmark.pipeline.plan_fingerprint`: the result-relevant settings,
 the SHA-256 of every model and weights file, the resolved device and the
 harness version), the dataset's data folder (every file's path, size and
-modification time) and the cell's variant: a finished cell is found again
+modification time), the loader's and converter's ``*_VERSION`` constants
+(:func:`code_versions`) and the cell's variant: a finished cell is found again
 by its key, and a changed input gives another key, never a stale result.
 
 Tasks are plain dicts (picklable, and small enough for Ray); :func:`run_task`
@@ -47,6 +48,27 @@ def data_fingerprint(data_dir: str | None) -> str | None:
     return h.hexdigest()
 
 
+def code_versions(dataset: str) -> dict:
+    """The ``*_VERSION`` constants of the dataset's loader module and of the converter.
+
+    They change when a loader or the renderer makes other images, or the
+    converter other models, so a cell made by older code is not taken as current.
+    """
+    import sys
+
+    import benchmark.convert  # noqa: F401  (light at import; its CONVERT_VERSION)
+    from benchmark.datasets.registry import get_dataset
+    modules = {type(get_dataset(dataset)).__module__, get_dataset(dataset).load.__module__,
+               "benchmark.convert"}
+    out = {}
+    for name in sorted(modules):
+        mod = sys.modules.get(name)
+        for k, v in sorted(vars(mod).items()) if mod is not None else ():
+            if k.endswith("_VERSION") and isinstance(v, int) and not isinstance(v, bool):
+                out[f"{name}.{k}"] = v
+    return out
+
+
 def cell_config(study: Study, cell: Cell, **extra):
     """The validated RunConfig of a cell (``extra``: out, shard, threads ...)."""
     from benchmark.config import make_config
@@ -69,6 +91,7 @@ def cell_key(study: Study, cell: Cell, data_cache: dict | None = None) -> str:
             if data_cache is not None:
                 data_cache[d] = data[sp.split]
     doc = {"run": plan_fingerprint(plan), "data": data, "variant": cell.variant,
+           "code": {sp.dataset: code_versions(sp.dataset) for sp in plan.splits},
            "device": cell.device, "dataset": [sp.dataset for sp in plan.splits],
            "options": [sp.dataset_options for sp in plan.splits]}
     blob = json.dumps(doc, sort_keys=True, default=str).encode()

@@ -216,6 +216,34 @@ def _numbered(data_names, model_names, num_outputs: int) -> np.ndarray | None:
     return np.array(values, np.int64)
 
 
+_WNID_SUFFIX = re.compile(r"\s*\(n\d{8}\)$")
+
+
+def _match_first_synonyms(model_names, data_names, d2m: np.ndarray) -> str:
+    """Match still-unmatched data classes to model names ``"name, synonym, ..."`` by ``name``.
+
+    TF's and Coral's ImageNet label files list synonyms (``tench, Tinca tinca``);
+    a dataset names the class by the first (``tench``), and tells repeated names
+    apart by their WordNet id (``crane (n02012849)``), which is dropped here:
+    repeated names are matched in order of occurrence, as :func:`_keys` does.
+    Fills ``d2m`` in place; returns what to add to the "how" note ('' if unused).
+    """
+    if (d2m >= 0).all() or not any("," in n for n in model_names):
+        return ""
+    first = tuple(n.split(",")[0] for n in model_names)
+    alias = {k: i for i, k in enumerate(_keys(first)) if k is not None}
+    taken = set(d2m[d2m >= 0].tolist())
+    plain = tuple(_WNID_SUFFIX.sub("", n) for n in data_names)
+    matched = 0
+    for j, k in enumerate(_keys(plain)):
+        if d2m[j] < 0 and k is not None and alias.get(k, -1) >= 0 and alias[k] not in taken:
+            d2m[j] = alias[k]
+            taken.add(alias[k])
+            matched += 1
+    return (f"; {matched} by the first of the model's synonyms ('tench, Tinca tinca' = "
+            "'tench')" if matched else "")
+
+
 def _first_difference(model: tuple[str, ...], data: tuple[str, ...]) -> str:
     for i, (m, d) in enumerate(zip(model, data)):
         if normalise_name(m) != normalise_name(d):
@@ -284,6 +312,7 @@ def match_classes(model_names: tuple[str, ...] | None, data_names: tuple[str, ..
         how = "by name" + (f" (repeated names {', '.join(repeated[:3])}"
                            f"{', ...' if len(repeated) > 3 else ''} matched in order)"
                            if repeated else "")
+        how += _match_first_synonyms(model_names, data_names, d2m)
     if class_map not in (None, "auto"):
         d2m, how = _from_file(class_map, model_names, data_names, d2m)
     if (d2m >= 0).all() and len(set(d2m.tolist())) == d2m.size:

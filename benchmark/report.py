@@ -90,6 +90,14 @@ def calibration_table(results: dict, fmt: str = "simple") -> str:
                     tablefmt=fmt)
 
 
+def _tie_cells(sw: dict) -> list[str]:
+    """Ties in the quantized top-1 and new errors (R->W) to a lower class index than the
+    reference's (``argmax`` takes the lowest tied index); empty for an older record."""
+    if "q_ties" not in sw:
+        return ["", ""]
+    return [str(sw["q_ties"]), f"{sw['new_errors_lower']}/{sw['right_to_wrong']}"]
+
+
 def swap_table(results: dict, fmt: str = "simple") -> str:
     """The paper's swap statistics of each quantized variant against float, per split."""
     rows = []
@@ -103,9 +111,11 @@ def swap_table(results: dict, fmt: str = "simple") -> str:
                          f"{sw['delta_error_pct']:+.2f} %", ratio,
                          f"{sw['right_to_wrong']}/{sw['wrong_to_right']}/{sw['wrong_to_wrong']}",
                          f"{sw['mcnemar_p']:.3g}",
-                         f"[{100 * ci['low']:+.2f}, {100 * ci['high']:+.2f}] %"])
+                         f"[{100 * ci['low']:+.2f}, {100 * ci['high']:+.2f}] %",
+                         *_tie_cells(sw)])
     return tabulate(rows, headers=["vs float", "swapped", "delta error", "ratio",
-                                   "R->W/W->R/W->W", "McNemar p", "delta acc 95 % CI"],
+                                   "R->W/W->R/W->W", "McNemar p", "delta acc 95 % CI",
+                                   "q top-1 ties", "new err lower"],
                     disable_numparse=True, stralign="right",
                     tablefmt=fmt)
 
@@ -251,11 +261,15 @@ def per_class_table(r: dict, fmt: str = "simple", limit: int | None = None) -> t
     order = list(range(len(names)))
     note = ""
     if limit is not None and len(names) > limit:
+        # classes without images (a model's classes the data lacks) have nothing to show
+        order = [i for i in order if pcs[0]["support"][i]] or order
         key = (lambda i: (-abs(change[i] or 0), pcs[0]["recall"][i])) if change else \
             (lambda i: pcs[0]["recall"][i])
         order = sorted(order, key=key)[:STDOUT_WORST]
-        note = (f" ({len(order)} of {len(names)} classes: the largest float -> int8 recall "
-                "changes; every class is in metrics.csv and the report)")
+        what = ("the largest float -> int8 recall changes" if change else
+                f"the lowest {variants[0]} recall")
+        note = (f" ({len(order)} of {len(names)} classes: {what}; every class is in "
+                "metrics.csv and the report)")
     rows = []
     for i in order:
         row = [names[i], pcs[0]["support"][i]]

@@ -191,3 +191,21 @@ def test_numbered_data_classes_are_indices():
         match_classes(model, ("00", "07"), num_outputs=3)
     m = match_classes(("1", "0"), ("0", "1"), num_outputs=2)     # numeric names: by name
     assert m.mode == "reordered" and m.data_to_model.tolist() == [1, 0]
+
+
+def test_model_synonyms_match_by_their_first_name_and_repeats_in_order():
+    from benchmark.classmap import match_classes
+    model = ("background", "tench, Tinca tinca", "crane", "Cardigan, Pembroke", "cardigan",
+             "crane")
+    data = ("tench", "crane (n02012849)", "Cardigan (n02113186)", "cardigan (n02963159)",
+            "crane (n03126707)")
+    cm = match_classes(model, data, num_outputs=6)
+    assert cm.mode == "subset"
+    assert cm.data_to_model.tolist() == [1, 2, 3, 4, 5]
+    assert "by the first of the model's synonyms" in cm.how
+
+
+def test_synonyms_do_not_rescue_a_real_mismatch():
+    from benchmark.classmap import match_classes
+    with pytest.raises(DataError, match="1 of 2 data classes are not model classes"):
+        match_classes(("tench, Tinca tinca", "goldfish"), ("tench", "shark"), num_outputs=2)

@@ -32,12 +32,6 @@ RESULTS = ROOT / "results"
 
 CHENYAOFO = "../shared/models/cifar100_resnet"
 PAPER = "../shared/models/paper_cifar100_resnet"
-#: A labels file for an ImageNet model with a background output (Coral's ``*_quant.tflite``):
-#: ``background``, then the ``imagenet`` dataset's 1000 class names (docs/models.md).
-IMAGENET_LABELS = (
-    "python -c \"import sys, pathlib, benchmark.datasets.imagenet as m; print('background', "
-    "*m.read_synsets(pathlib.Path(sys.argv[1])).names, sep='\\n')\" "
-    "../shared/data/imagenet-sample/LOC_synset_mapping.txt > /tmp/imagenet_labels.txt")
 
 
 @dataclass(frozen=True)
@@ -89,9 +83,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
            "--data-dir ../shared/data/imagenet-sample --split verification --device cpu",
            ("metrics.csv",)),
     Source("imagenet-sample-coral-mobilenet-v1",
-           f"{IMAGENET_LABELS} && python -m benchmark.run --model "
+           "python -m benchmark.run --model "
            "../shared/edgetpu/pairs/mobilenet_v1_0.25_128_quant.tflite "
-           "--model-labels /tmp/imagenet_labels.txt --preprocess raw --mean 128 --std 128 "
+           "--preprocess raw --mean 128 --std 128 "
            "--dataset imagenet --data-dir ../shared/data/imagenet-sample --split verification "
            "--device cpu",
            ("metrics.csv",)),

@@ -520,3 +520,9 @@ def test_study_help_loads_nothing_heavy():
                        timeout=120)
     assert "usage:" in r.stdout and "--executor {local,ray}" in r.stdout
     assert "HEAVY []" in r.stderr, r.stderr[-2000:]
+
+
+def test_only_refuses_a_key_that_is_not_a_cell(local_study):
+    study, _ = local_study
+    with pytest.raises(UsageError, match="--only: deadbeef is not a cell of"):
+        run_study(study, only={"deadbeef"}, quiet=True, report=False)

@@ -69,6 +69,11 @@ def plan_cells(study: Study, only: set[str] | None = None) -> list[CellState]:
             continue
         d = study.out / C.CELLS / key
         out.append(CellState(c, key, d, "done" if C.is_complete(d) else "todo"))
+    unknown = sorted((only or set()) - {s.key for s in out})
+    if unknown:
+        from benchmark.errors import UsageError
+        raise UsageError(f"--only: {', '.join(unknown)} is not a cell of {study.path} (the "
+                         "inputs changed since, or a typo); --list shows the cells' keys")
     return out
 
 

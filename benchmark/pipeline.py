@@ -318,13 +318,15 @@ def plan_fingerprint(plan: RunPlan) -> str:
     return config_fingerprint(plan.config.to_dict(), {"files": files, "device": plan.device})
 
 
-def present(result: RunResult, *, tables: bool, report: bool, log: Log) -> None:
-    """Tables on stdout and the HTML/Markdown report."""
+def present(result: RunResult, *, tables: bool, report: bool, log: Log,
+            figure_cache: Path | None = None) -> None:
+    """Tables on stdout and the HTML/Markdown report (figures shared across runs through
+    ``figure_cache``, see :mod:`benchmark.figcache`)."""
     from benchmark.report import print_tables, write_report
     if tables:
         print_tables(result.records())
     if report:
-        html_path, _ = write_report([result.out])
+        html_path, _ = write_report([result.out], figure_cache=figure_cache)
         if log:
             log(f"report: {html_path}")
     if log:
@@ -344,5 +346,7 @@ def run_result(cfg: RunConfig, *, quiet: bool = False, tables: bool = True,
     log = None if quiet else (lambda msg: print(msg, file=sys.stderr))
     plan = plan_run(cfg, default_prefix=default_prefix)
     result = execute(plan, log)
-    present(result, tables=tables, report=cfg.report, log=log)
+    from benchmark.figcache import shared_dir
+    present(result, tables=tables, report=cfg.report, log=log,
+            figure_cache=shared_dir(cfg.cache_dir))
     return result

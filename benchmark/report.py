@@ -12,6 +12,9 @@ the largest off-diagonal confusions and an overview of at most 100 x 100
 blocks. The PNG of each job is stored in ``<run>/.figures/<key>.png``, the key
 hashing the function, its data, :data:`benchmark.plots.RENDER_VERSION` and the
 library versions, so a rebuilt report draws nothing that has not changed.
+``benchmark.run`` also passes the cache shared across runs
+(:mod:`benchmark.figcache`, ``<cache>/figures``): a new run whose data was
+drawn before (the same command again) reads its figures from there.
 What is not cached is drawn in worker processes (:func:`figure_workers`).
 """
 
@@ -591,44 +594,73 @@ def _prune(cache_dir: Path, keep: set[str]) -> None:
         pass
 
 
-def render_figures(jobs: list[tuple[FigureJob, Path | None]]) -> list[bytes]:
+def _lookup(jobs, keys, shared: Path | None) -> tuple[dict[str, bytes], int]:
+    """PNG bytes already drawn, by key: the run's own cache, else the shared one (then copied
+    into the run's); and how many came from the shared cache."""
+    got: dict[str, bytes] = {}
+    hits = 0
+    for (_, d), key in zip(jobs, keys):
+        if key in got:
+            continue
+        data = _read_cached(d / f"{key}.png") if d is not None else None
+        if data is None and shared is not None:
+            data = _read_cached(shared / f"{key}.png")
+            if data is not None:
+                from benchmark import figcache
+                figcache.touch(shared / f"{key}.png")
+                hits += 1
+                if d is not None:
+                    _store(d / f"{key}.png", data)
+        if data is not None:
+            got[key] = data
+    return got, hits
+
+
+def _draw(todo: dict) -> tuple[list[bytes], int]:
+    """Draw ``{key: (job, dir)}`` in worker processes or here; ``(pngs, workers used)``."""
+    workers = figure_workers(len(todo))
+    if workers:
+        try:
+            return _render_pool([j for j, _ in todo.values()], workers), workers
+        except (OSError, BrokenProcessPool):     # no processes here (limits, no /dev/shm)
+            pass
+    from benchmark import plots
+    return [plots.render(j.func, j.kwargs) for j, _ in todo.values()], 0
+
+
+def render_figures(jobs: list[tuple[FigureJob, Path | None]],
+                   shared: Path | None = None) -> list[bytes]:
     """PNG bytes of each ``(job, cache_dir)``; cached files are reused, new ones are stored.
 
-    A job whose ``<cache_dir>/<key>.png`` exists is read back instead of drawn;
-    the others are drawn in worker processes (see :func:`figure_workers`: one
-    per core, at most one per figure) or here, then stored (atomically).
-    Figures in a cache directory that no job of this call uses are removed.
+    A job whose ``<cache_dir>/<key>.png`` exists is read back instead of drawn,
+    else (with ``shared``, the cache of :mod:`benchmark.figcache`) one from
+    ``<shared>/<key>.png``; the others are drawn in worker processes (see
+    :func:`figure_workers`: one per core, at most one per figure) or here, then
+    stored (atomically) in ``cache_dir`` and ``shared``. Figures in a cache
+    directory that no job of this call uses are removed; ``shared`` is trimmed
+    to :data:`benchmark.figcache.MAX_BYTES`.
     """
     keys = [j.key() for j, _ in jobs]
-    got: dict[str, bytes] = {}
-    for (_, d), key in zip(jobs, keys):
-        if d is not None and key not in got:
-            data = _read_cached(d / f"{key}.png")
-            if data is not None:
-                got[key] = data
+    got, hits = _lookup(jobs, keys, shared)
     todo = {}
     for (job, d), key in zip(jobs, keys):
         if key not in got:
             todo.setdefault(key, (job, d))
-    workers = figure_workers(len(todo))
-    drawn = None
-    if workers:
-        try:
-            drawn = _render_pool([j for j, _ in todo.values()], workers)
-        except (OSError, BrokenProcessPool):     # no processes here (limits, no /dev/shm)
-            drawn = None
-    if drawn is None:
-        from benchmark import plots
-        workers = 0
-        drawn = [plots.render(j.func, j.kwargs) for j, _ in todo.values()]
+    drawn, workers = _draw(todo) if todo else ([], 0)
     for (key, (_, d)), data in zip(todo.items(), drawn):
         got[key] = data
-        if d is not None:
-            _store(d / f"{key}.png", data)
+        for cache in (d, shared):
+            if cache is not None:
+                _store(cache / f"{key}.png", data)
     for d in {d for _, d in jobs if d is not None}:
         _prune(d, {k for (_, dd), k in zip(jobs, keys) if dd == d})
+    if shared is not None and todo:
+        from benchmark import figcache
+        figcache.trim(shared)
     LAST_RENDER.clear()
     LAST_RENDER.update(rendered=len(todo), cached=len(set(keys)) - len(todo), workers=workers)
+    if shared is not None:
+        LAST_RENDER["shared"] = hits
     return [got[k] for k in keys]
 
 
@@ -637,12 +669,14 @@ def run_sections(runs) -> list[dict[str, list[Section]]]:
     return [{s: split_sections(sr) for s, sr in run.splits.items()} for run in runs]
 
 
-def render_sections(runs, sections) -> list[dict[str, list[list[bytes]]]]:
-    """PNG bytes of every image of :func:`run_sections`' output, in one batch (one pool)."""
+def render_sections(runs, sections, shared: Path | None = None
+                    ) -> list[dict[str, list[list[bytes]]]]:
+    """PNG bytes of every image of :func:`run_sections`' output, in one batch (one pool);
+    ``shared``: the cross-run figure cache (:func:`render_figures`)."""
     jobs = [(job, Path(run.dir) / FIGURE_CACHE)
             for run, by_split in zip(runs, sections) for secs in by_split.values()
             for sec in secs for _, job in sec.images]
-    pngs = iter(render_figures(jobs))
+    pngs = iter(render_figures(jobs, shared))
     return [{s: [[next(pngs) for _ in sec.images] for sec in secs]
              for s, secs in by_split.items()} for by_split in sections]
 
@@ -786,15 +820,17 @@ def comparison_html(runs: list[dict]) -> str:
     return "".join(parts)
 
 
-def build_html(runs: list[dict]) -> str:
-    """One self-contained page: no external CSS, JS, fonts or images."""
+def build_html(runs: list[dict], shared: Path | None = None) -> str:
+    """One self-contained page: no external CSS, JS, fonts or images; ``shared``: the
+    cross-run figure cache (:func:`render_figures`)."""
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
              "<title>edgetpu-bench report</title>", f"<style>{_CSS}</style></head><body>",
              "<h1>edgetpu-bench report</h1>"]
     if len(runs) > 1:
         parts.append(comparison_html(runs))
     all_sections = run_sections(runs)
-    for run, sections, pngs in zip(runs, all_sections, render_sections(runs, all_sections)):
+    for run, sections, pngs in zip(runs, all_sections, render_sections(runs, all_sections,
+                                                                       shared)):
         results = run.records()
         top = run.top
         parts.append(f"<h2>Run {html.escape(str(run.dir))}</h2>")
@@ -913,8 +949,14 @@ def _is_own_report(path: Path) -> bool:
         return False
 
 
-def write_report(run_dirs, out: Path | None = None) -> tuple[Path, Path]:
+def write_report(run_dirs, out: Path | None = None, *,
+                 figure_cache: Path | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md``; return their paths.
+
+    ``figure_cache``: a directory of figures shared across runs
+    (:func:`benchmark.figcache.shared_dir`; ``benchmark.run`` passes it), read
+    before drawing and given what is drawn; by default only each run's own
+    ``.figures`` cache is used.
 
     An existing file is replaced only when it is a report this function wrote
     (:func:`check_report_out`).
@@ -925,7 +967,7 @@ def write_report(run_dirs, out: Path | None = None) -> tuple[Path, Path]:
     out = Path(out) if out is not None else Path("report.html")
     check_report_out(out)
     runs = [load_run(Path(d)) for d in run_dirs]
-    atomic_write_bytes(out, build_html(runs).encode())
+    atomic_write_bytes(out, build_html(runs, figure_cache).encode())
     md = out.with_suffix(".md")
     atomic_write_bytes(md, build_markdown(runs).encode())
     return out, md
@@ -943,6 +985,8 @@ def main(argv=None) -> int:
                    help="also save every figure as PNG files in DIR (one sub-folder per run "
                         "when several runs are given)")
     args = p.parse_args(argv)
+    from benchmark.preflight import check_report_outputs
+    check_report_outputs(args.out, args.figures, args.runs)
     t0 = time.perf_counter()
     html_path, md_path = write_report(args.runs, args.out)
     if args.figures:

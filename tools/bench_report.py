@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark the HTML report (not a test): prints, in one run,
 
-1. the report's share of a warm ``benchmark.run --split verification``: one
-   such run (with its report) gives a run directory; ``write_report`` is timed
-   on it in a fresh child process with the figure cache removed (cold: what a
-   new run pays) and kept (warm: a rebuild), and the run itself is timed with
-   ``--no-report``; share = report / (run_no_report + report). Rounds alternate
-   the measurements and medians are compared; the load average is printed.
+1. the report's share of a warm ``benchmark.run --split verification``, end to
+   end (the run with its report vs ``--no-report``, a new run directory each
+   time, figures from the cache shared across runs, :mod:`benchmark.figcache`)
+   and for ``write_report`` alone, timed in a fresh child process on one run
+   directory with every figure drawn (cold: data never drawn before), from the
+   shared cache, and rebuilt from the run's own cache (warm); share = report /
+   (run_no_report + report). Rounds alternate the measurements and medians
+   are compared; the load average is printed.
 2. a synthetic 1000-class run (written with ``benchmark.rundir.RunWriter``):
    its report's time and peak RSS (``resource.getrusage`` of the child that
    builds it, workers included).
@@ -39,11 +41,12 @@ _CHILD = """
 import json, resource, shutil, sys, time
 from pathlib import Path
 from benchmark import report
-run, out, cold = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "cold"
-if cold:
+from benchmark.figcache import shared_dir
+run, out, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+if mode in ("cold", "shared"):
     shutil.rmtree(run / report.FIGURE_CACHE, ignore_errors=True)
 t0 = time.perf_counter()
-report.write_report([run], out)
+report.write_report([run], out, figure_cache=shared_dir() if mode == "shared" else None)
 dt = time.perf_counter() - t0
 print(json.dumps({"seconds": dt, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "worker_peak_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
@@ -55,18 +58,26 @@ def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def time_report(run: Path, out: Path, cold: bool) -> dict:
-    r = subprocess.run([sys.executable, "-c", _CHILD, str(run), str(out),
-                        "cold" if cold else "warm"], cwd=ROOT, check=True,
-                       capture_output=True, text=True)
+def time_report(run: Path, out: Path, cold: bool | str) -> dict:
+    """``write_report`` timed in a fresh process. ``cold`` (True): the run's figure cache
+    removed and no shared cache (every figure drawn: data never drawn before); ``"shared"``:
+    the run's cache removed, the shared cache of the default cache dir used (what
+    ``benchmark.run`` does for a new run whose data was drawn before); False: a rebuild."""
+    mode = cold if isinstance(cold, str) else "cold" if cold else "warm"
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(run), str(out), mode], cwd=ROOT,
+                       check=True, capture_output=True, text=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def time_run(out: Path, *extra: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "benchmark.run", "--split", "verification", "--quiet",
-                    "--out", str(out), *extra], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    r = subprocess.run([sys.executable, "-m", "benchmark.run", "--split", "verification",
+                        "--quiet", "--out", str(out), *extra], cwd=ROOT,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - t0
+    if r.returncode:
+        sys.exit(f"benchmark.run failed:\n{r.stderr[-3000:]}")
+    return seconds
 
 
 def synthetic_run(out: Path, n_classes: int = 1000, n_images: int = 50_000, *,
@@ -122,30 +133,52 @@ def synthetic_run(out: Path, n_classes: int = 1000, n_images: int = 50_000, *,
     return Path(out)
 
 
-def share_of_run(rounds: int, tmp: Path) -> None:
+def share_of_run(rounds: int, tmp: Path) -> dict:
+    """Print and return the report's share of a warm verification run, measured two ways.
+
+    End to end: ``benchmark.run --split verification`` with its report (a new run
+    directory each time, so the report is always built; figures come from the shared
+    cache) vs ``--no-report``. In a child: ``write_report`` alone on one run directory,
+    with every figure drawn (cold), from the shared cache, and rebuilt (warm);
+    share = report / (run without report + report). Rounds interleave everything.
+    """
     print(f"[{load()}] one benchmark.run --split verification (with its report) for the run "
-          "directory, then rounds of: run --no-report, report cold, report warm")
+          "directory, then rounds of: run --no-report, run with report, report cold / shared / "
+          "warm")
     run = tmp / "verification"
     time_run(run)
-    norep, cold, warm = [], [], []
+    norep, withrep = [], []
+    child = {"cold": [], "shared": [], "warm": []}
     for i in range(rounds):
         norep.append(time_run(tmp / f"norep{i}", "--no-report"))
-        cold.append(time_report(run, tmp / f"cold{i}.html", cold=True))
-        warm.append(time_report(run, tmp / f"warm{i}.html", cold=False))
-        print(f"  round {i + 1}: run --no-report {norep[-1]:.2f} s, report cold "
-              f"{cold[-1]['seconds']:.2f} s ({cold[-1]['rendered']} figures drawn, "
-              f"{cold[-1]['workers']} workers), warm {warm[-1]['seconds']:.2f} s "
-              f"({warm[-1]['cached']} from the cache)  [{load()}]")
-    n = statistics.median(norep)
-    for label, res in (("cold figure cache (a new run)", cold), ("warm figure cache (a rebuild)",
-                                                                 warm)):
-        r = statistics.median(x["seconds"] for x in res)
-        print(f"report, {label}: {r:.2f} s = {100 * r / (n + r):.1f} % of a warm verification "
-              f"run ({n:.2f} s without the report + {r:.2f} s)")
-    print("target: <= 25 % (cold: every new run's report is drawn from scratch)")
+        withrep.append(time_run(tmp / f"rep{i}"))
+        for mode, res in child.items():
+            res.append(time_report(run, tmp / f"{mode}{i}.html",
+                                   {"cold": True, "warm": False}.get(mode, mode)))
+        print(f"  round {i + 1}: run --no-report {norep[-1]:.2f} s, with report "
+              f"{withrep[-1]:.2f} s; report cold {child['cold'][-1]['seconds']:.2f} s "
+              f"({child['cold'][-1]['rendered']} figures drawn, {child['cold'][-1]['workers']} "
+              f"workers), shared {child['shared'][-1]['seconds']:.2f} s "
+              f"({child['shared'][-1].get('shared')} from the shared cache), warm "
+              f"{child['warm'][-1]['seconds']:.2f} s  [{load()}]", flush=True)
+    n, w = statistics.median(norep), statistics.median(withrep)
+    out = {"run_no_report_s": n, "run_with_report_s": w,
+           "end_to_end_share": max(w - n, 0.0) / w}
+    print(f"end to end: warm verification run {w:.2f} s with its report, {n:.2f} s without "
+          f"(medians): the report is {100 * out['end_to_end_share']:.1f} % of the run")
+    for mode, label in (("cold", "every figure drawn (data never drawn before)"),
+                        ("shared", "figures from the shared cache (a new run, data drawn "
+                                   "before)"),
+                        ("warm", "rebuilt from the same run")):
+        r = statistics.median(x["seconds"] for x in child[mode])
+        out[f"{mode}_s"], out[f"{mode}_share"] = r, r / (n + r)
+        print(f"report alone, {label}: {r:.2f} s = {100 * r / (n + r):.1f} % of a warm "
+              f"verification run ({n:.2f} s without the report + {r:.2f} s)")
+    print("target: <= 25 %")
+    return out
 
 
-def thousand_classes(tmp: Path, classes: int, images: int, rounds: int) -> None:
+def thousand_classes(tmp: Path, classes: int, images: int, rounds: int) -> dict:
     t0 = time.perf_counter()
     # written by another process: a child inherits its parent's peak RSS across fork + exec,
     # so this process must stay small for the children's getrusage to mean their own peak
@@ -165,6 +198,7 @@ def thousand_classes(tmp: Path, classes: int, images: int, rounds: int) -> None:
     size = (tmp / "synthetic0.html").stat().st_size
     print(f"{classes}-class report (cold cache): median {secs:.2f} s, peak RSS {kb / 1024:.0f} MB "
           f"(largest process), report.html {size // 1024} KiB; target <= 15 s and <= 1.5 GB")
+    return {"seconds": secs, "peak_mb": kb / 1024, "html_kib": size // 1024}
 
 
 def main(argv=None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from contextlib import contextmanager
@@ -52,6 +53,9 @@ def quiet_tensorflow() -> None:
 USER_FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
                     FileExistsError)
 
+#: errno of a full or read-only file system (no space, quota, read-only): exit code 3 too.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
 
 def _debug() -> bool:
     return bool(os.environ.get("EDGETPU_BENCH_DEBUG"))
@@ -94,8 +98,9 @@ def main_wrapper(prog: str, main: Callable[[list[str] | None], int],
 
     - :class:`~benchmark.errors.BenchError` (a user error): ``prog: error: MESSAGE``,
       its ``exit_code`` (2 usage, 3 data, 4 backend);
-    - an OSError about a file (:data:`USER_FILE_ERRORS`): ``prog: error: FILE: REASON``,
-      exit code 3;
+    - an OSError about a file (:data:`USER_FILE_ERRORS`) or a full / read-only file system
+      (:data:`DISK_ERRNOS`): ``prog: error: FILE: REASON``, exit code 3 (what was already
+      written is kept; ``benchmark.run --resume`` continues a run);
     - a closed stdout (``| head``): exit code 0; Ctrl-C: exit code 130;
     - any other exception is a bug: ``prog: internal error: TypeName: message (this is a
       bug; ...)``, exit code 1.
@@ -116,16 +121,21 @@ def main_wrapper(prog: str, main: Callable[[list[str] | None], int],
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except USER_FILE_ERRORS as e:
-        if _debug():
-            raise
+    except OSError as e:
+        if _debug() or not (isinstance(e, USER_FILE_ERRORS) or e.errno in DISK_ERRNOS):
+            return _bug(prog, e)
         print(f"{prog}: error: {describe_os_error(e)}", file=sys.stderr)
         return 3
     except Exception as e:
-        if _debug():
-            raise
-        print(internal_error_line(prog, e), file=sys.stderr)
-        return 1
+        return _bug(prog, e)
+
+
+def _bug(prog: str, e: Exception) -> int:
+    """An unexpected exception: re-raised under ``EDGETPU_BENCH_DEBUG``, else one line, 1."""
+    if _debug():
+        raise e
+    print(internal_error_line(prog, e), file=sys.stderr)
+    return 1
 
 
 def require_tensorflow(what: str):

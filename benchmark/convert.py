@@ -323,6 +323,9 @@ def convert(cfg: ConvertConfig) -> dict:
     cfg.validate()
     entry = get_model(cfg.model)
     out = entry.artifact_dir(cfg.split, cfg.model_dir)
+    from benchmark.preflight import check_cache_dir, check_model_dir
+    check_model_dir(out)
+    check_cache_dir(cfg.cache_dir)
     if entry.load_weights is not None or cfg.weights:
         if not cfg.weights:
             raise UsageError(f"{entry.name} is built from pretrained weights: pass --weights FILE")

@@ -197,6 +197,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = p.parse_args(argv)
     _check_counts(args.runs, args.warmup)
+    if args.json is not None:
+        from benchmark.preflight import check_output_file
+        check_output_file(args.json, option="--json")   # before minutes of timing
     from benchmark.backends.edgetpu import compile_memory, parse_device_spec
     device = parse_device_spec(args.edgetpu_device)
     t0 = time.perf_counter()

@@ -266,6 +266,9 @@ def run_split(plan: RunPlan, sp: SplitPlan, writer: RunWriter, log: Log) -> Spli
     plan, ds, matched = match_model(plan, ds, meta, variants, log, split=sp.split)
     train_idx, eval_idx = ds.split(sp.split, seed=cfg.seed)
     eval_idx = shard_of(subset(eval_idx, cfg.limit), cfg.shard)
+    from benchmark.preflight import check_split_room
+    check_split_room(writer.split_dir(sp.split), n_images=int(eval_idx.size),
+                     num_classes=ds.num_classes, n_variants=len(variants))
     variants = _sweep_models(writer, sp.split, plan.entry.name, art, variants)
     results, notes = _evaluate_all(cfg, plan, sp.split, ds, eval_idx, variants, log)
     check_results(plan, results)

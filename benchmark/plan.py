@@ -191,6 +191,8 @@ def plan_run(cfg: RunConfig, *, default_prefix: str = "") -> RunPlan:
     entry, user, pre = resolve_model(cfg)
     out = (check_out_dir(Path(cfg.out), resume=cfg.resume) if cfg.out
            else default_out_dir(PROJECT_ROOT, default_prefix))
+    from benchmark.preflight import check_run_out
+    check_run_out(out, cfg.cache_dir)   # writable folders, before any work (creates nothing)
     device, note = resolve_device(cfg)
     notes = [note] if note else []
     if user is not None:

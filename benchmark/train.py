@@ -215,7 +215,9 @@ def train(cfg: TrainConfig) -> Path:
                          "(benchmark.run/convert --weights FILE)")
     hp = hyperparameters(entry, cfg)
     cfg.check_dataset()
-    artifact_dir(entry, cfg)
+    from benchmark.preflight import check_cache_dir, check_model_dir
+    check_model_dir(artifact_dir(entry, cfg))
+    check_cache_dir(cfg.cache_dir)
     init = init_source(entry, cfg)
     if cfg.download:
         from benchmark.datasets.download import download_dataset

@@ -36,6 +36,14 @@ def test_file_errors_name_the_file_exit_3(capsys, cls, errno_, reason):
     assert capsys.readouterr().err == f"prog: error: /data/m.tflite: {reason}\n"
 
 
+@pytest.mark.parametrize("errno_, reason", [(28, "No space left on device"),
+                                            (122, "Disk quota exceeded"),
+                                            (30, "Read-only file system")])
+def test_full_or_read_only_file_system_is_exit_3(capsys, errno_, reason):
+    assert main_wrapper("prog", _raising(OSError(errno_, reason, "/runs/a/x.npz"))) == 3
+    assert capsys.readouterr().err == f"prog: error: /runs/a/x.npz: {reason}\n"
+
+
 def test_real_missing_file_is_exit_3(tmp_path, capsys):
     missing = tmp_path / "nope.txt"
     assert main_wrapper("prog", lambda argv: missing.read_text()) == 3
@@ -45,7 +53,7 @@ def test_real_missing_file_is_exit_3(tmp_path, capsys):
 
 @pytest.mark.parametrize("exc", [ValueError("could not convert"), TypeError("bad operand"),
                                  KeyError("k"), AttributeError("no attr"),
-                                 OSError(28, "No space left on device")])
+                                 OSError(5, "Input/output error")])
 def test_other_exceptions_are_bugs_exit_1(capsys, exc):
     assert main_wrapper("prog", _raising(exc)) == 1
     err = capsys.readouterr().err

@@ -357,6 +357,8 @@ def main(argv=None) -> int:
     out_dir = args.resolved_out_dir()
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir} is a file, not a folder")
+    from benchmark.preflight import check_output_dir
+    check_output_dir(out_dir, option="--out-dir")
     dirs = output_dirs(args.models, out_dir)
     status = 0
     for model, model_dir in dirs.items():

@@ -192,6 +192,9 @@ def main(argv=None) -> int:
     from benchmark.train import check_int
     check_int("--limit", args.limit, 0, optional=False)
     check_int("--calibration-limit", args.calibration_limit, 0, optional=False)
+    if args.out is not None:
+        from benchmark.preflight import check_output_dir
+        check_output_dir(args.out, option="--out")
     result = diagnose(resolve(args), args.cpu_kernels)
     print(format_report(result, top=args.top))
     if args.out is not None:

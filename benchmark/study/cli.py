@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     if a.list:
         print(_list(plan_cells(study, only)))
         return 0
+    from benchmark.preflight import check_output_dir
+    check_output_dir(study.out, option="--out" if a.out else f"{a.study}: out")
     log = None if a.quiet else (lambda m: print(m, file=sys.stderr))
     signal.signal(signal.SIGTERM, _interrupt)   # like Ctrl-C: the workers stop too
     result = run_study(study, executor=a.executor, workers=a.workers, address=a.address,

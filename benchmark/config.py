@@ -14,6 +14,9 @@ from benchmark.variants import BASE_VARIANTS as VARIANTS
 DEVICES = ("cpu", "edgetpu", "auto")
 OUTPUT_KINDS = ("probabilities", "logits")
 SPLIT_CHOICES = ("full", "verification", "all")
+#: Sweep settings and their defaults; left out of ``to_dict`` when unset.
+SWEEP_FIELDS = {"act_bits": (), "calibration_sizes": (), "calibration_seeds": 1,
+                "calibration_from": None}
 
 
 def observer_names() -> list[str]:
@@ -44,6 +47,13 @@ class RunConfig:
     latency_warmup: int = 10
     report: bool = True
     weight_bits: tuple[int, ...] = ()
+    #: activation-bit sweep: the int8 model with activations on these grids (a<b>)
+    act_bits: tuple[int, ...] = ()
+    #: calibration sweep: the float model converted with these representative-set sizes,
+    #: ``calibration_seeds`` draws each, from ``calibration_from`` (a SPEC) when given
+    calibration_sizes: tuple[int, ...] = ()
+    calibration_seeds: int = 1
+    calibration_from: str | None = None
     weights: str | None = None
     #: .tflite files of a model given by path (see docs/own-model.md)
     float_model: str | None = None
@@ -95,6 +105,10 @@ class RunConfig:
         if any(not 2 <= b <= 8 for b in self.weight_bits) or \
                 len(set(self.weight_bits)) != len(self.weight_bits):
             raise UsageError("--weight-bits must be distinct bit widths in 2..8, e.g. 8,6,4")
+        if any(not 2 <= b <= 8 for b in self.act_bits) or \
+                len(set(self.act_bits)) != len(self.act_bits):
+            raise UsageError("--act-bits must be distinct bit widths in 2..8, e.g. 8,6,4")
+        self._validate_calibration()
         if self.act_observer not in observer_names():
             raise UsageError(f"--act-observer must be one of {', '.join(observer_names())}, "
                              f"got {self.act_observer!r}")
@@ -124,10 +138,29 @@ class RunConfig:
             raise UsageError("--resume needs --out (the run directory to finish)")
         return self
 
+    def _validate_calibration(self) -> None:
+        if any(n < 1 for n in self.calibration_sizes) or \
+                len(set(self.calibration_sizes)) != len(self.calibration_sizes):
+            raise UsageError("--calibration-sizes must be distinct image counts >= 1, "
+                             "e.g. 1,4,16,64,300")
+        if self.calibration_seeds < 1:
+            raise UsageError(f"--calibration-seeds must be >= 1, got {self.calibration_seeds}")
+        if not self.calibration_sizes and (self.calibration_seeds != 1 or
+                                           self.calibration_from is not None):
+            raise UsageError("--calibration-seeds and --calibration-from need "
+                             "--calibration-sizes (e.g. 1,16)")
+        from benchmark.quant.calibration import parse_spec
+        parse_spec(self.calibration_from)
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["variants"] = list(self.variants)
         d["weight_bits"] = list(self.weight_bits)
+        for name in SWEEP_FIELDS:   # absent when unset: results and fingerprints as before
+            if d[name] == SWEEP_FIELDS[name]:
+                del d[name]
+            elif isinstance(d[name], tuple):
+                d[name] = list(d[name])
         return d
 
 
@@ -176,13 +209,18 @@ def make_config(cli: dict, config_file: str | None = None, *,
         values["variants"] = tuple(v.strip() for v in values["variants"].split(",") if v.strip())
     elif "variants" in values:
         values["variants"] = tuple(values["variants"])
-    if isinstance(values.get("weight_bits"), str):
-        try:
-            values["weight_bits"] = tuple(int(b) for b in values["weight_bits"].split(",")
-                                          if b.strip())
-        except ValueError:
-            raise UsageError(f"--weight-bits must be integers, got {values['weight_bits']!r}") \
-                from None
-    elif "weight_bits" in values:
-        values["weight_bits"] = tuple(values["weight_bits"])
+    for name in ("weight_bits", "act_bits", "calibration_sizes"):
+        _int_list(values, name)
     return RunConfig(**values).validate()
+
+
+def _int_list(values: dict, name: str) -> None:
+    """``values[name]`` as a tuple of ints ("8,6,4" from the command line)."""
+    if isinstance(values.get(name), str):
+        try:
+            values[name] = tuple(int(b) for b in values[name].split(",") if b.strip())
+        except ValueError:
+            raise UsageError(f"--{name.replace('_', '-')} must be integers, got "
+                             f"{values[name]!r}") from None
+    elif name in values:
+        values[name] = tuple(values[name])

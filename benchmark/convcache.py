@@ -30,14 +30,18 @@ def cache_dir_for(cache_dir: str | Path | None) -> Path:
 
 
 def conversion_key(*, model: str, source_sha256: str, split: str, dataset_key, seed: int,
-                   observer: str, preprocessing: dict | None = None) -> str:
-    """The cache key of one conversion (stable across runs and machines)."""
+                   observer: str, preprocessing: dict | None = None,
+                   calibration: dict | None = None) -> str:
+    """The cache key of one conversion (stable across runs and machines); ``calibration``:
+    the calibration set of a calibration-sweep variant (:func:`ensure_calibrated`)."""
     from benchmark.convert import CONVERT_VERSION
     from benchmark.datasets.cache import cache_key
     desc = {"model": model, "source": source_sha256, "split": split, "dataset": dataset_key,
             "seed": seed, "act_observer": observer, "convert_version": CONVERT_VERSION}
     if preprocessing is not None:
         desc["preprocessing"] = preprocessing
+    if calibration is not None:
+        desc["calibration"] = calibration
     return cache_key(desc)
 
 
@@ -140,3 +144,107 @@ def convert_user(entry, um, ds, split: str, out: Path, *, seed: int,
         preprocessing=um.preprocessing.record(), n_train=int(train_idx.size),
         n_eval=int(eval_idx.size), data_seed=seed, environment=environment())
     write_json(out / "train_meta.json", meta.to_json())
+
+
+def ensure_calibrated(entry, split: str, ds, source: Path, jobs: list[tuple[int, int]], *,
+                      spec: str | None, observer: str, seed: int, pretrained: bool,
+                      cache_dir, log: Log) -> dict[tuple[int, int], Path]:
+    """``{(size, draw seed): int8 .tflite}``: ``source`` converted once per calibration set.
+
+    The calibration-sweep variants of ``benchmark.run --calibration-sizes``: each
+    job's representative set is the seeded draw ``benchmark.convert`` makes
+    (:func:`benchmark.quant.calibration.select`, narrowed or changed by ``spec``)
+    from ``split``'s training images of ``ds`` (split with the data ``seed``).
+    Each conversion is cached in its own ``converted/<model>-<split>-cal<size>s<seed>-<key>/``
+    (int8 model, ``representative_indices.json``, ``convert_meta.json``); the key
+    adds the calibration images' bytes to :func:`conversion_key`, so a changed
+    folder or dataset is never mistaken for a finished conversion. Only missing
+    ones are converted (TensorFlow), sharing one load and SavedModel export.
+    """
+    import hashlib
+
+    from benchmark.models.user import source_sha256
+    from benchmark.quant.calibration import parse_spec, select
+    parsed, sha = parse_spec(spec), source_sha256(source)
+    train_idx, _ = ds.split(split, seed=seed)
+    out, todo = {}, []
+    for size, draw_seed in jobs:
+        idx, images, record = select(ds, train_idx, parsed, size, draw_seed, entry.input_size)
+        cal = {"size": size, "seed": draw_seed, "from": parsed.describe(),
+               "images": hashlib.sha256(images.tobytes()).hexdigest()}
+        key = conversion_key(model=entry.name, source_sha256=sha, split=split,
+                             dataset_key=ds.meta.get("cache_key"), seed=seed,
+                             observer=observer, calibration=cal)
+        d = cache_dir_for(cache_dir) / "converted" / f"{entry.name}-{split}-cal{size}s" \
+            f"{draw_seed}-{key}"
+        out[(size, draw_seed)] = d / f"{entry.name}_int8.tflite"
+        todo.append((d, idx, images, dict(record, seed=draw_seed)))
+    _Calibrator(entry, source, pretrained, split, ds, observer, log).run(todo)
+    return out
+
+
+class _Calibrator:
+    """Converts the missing calibration variants (the model loaded and exported once)."""
+
+    def __init__(self, entry, source: Path, pretrained: bool, split: str, ds, observer: str,
+                 log: Log):
+        self.entry, self.source, self.pretrained = entry, source, pretrained
+        self.split, self.ds, self.observer, self.log = split, ds, observer, log
+        self.tf = self.export = self.diff = None
+
+    def run(self, todo: list) -> None:
+        from benchmark.convert import SavedModelExport
+        with SavedModelExport() as saved:
+            for d, idx, images, record in todo:
+                with conversion_lock(d):
+                    if (d / "convert_meta.json").is_file():
+                        if self.log:
+                            self.log(f"[{self.split}] using the calibration variant converted "
+                                     f"earlier in {d}")
+                        continue
+                    self._build(d, idx, images, record, saved)
+
+    def _prepare(self, probe) -> None:
+        from benchmark.cli import require_tensorflow
+        from benchmark.convert import check_export, export_model, load_pretrained
+        self.tf = require_tensorflow("the calibration sweep")
+        if self.pretrained:
+            trained = load_pretrained(self.entry, self.source)
+        else:
+            import keras
+            trained = keras.models.load_model(self.source, compile=False)
+        self.export = export_model(trained, self.entry)
+        self.diff = check_export(trained, self.export, probe)
+
+    def _build(self, d: Path, idx, images, record: dict, saved) -> None:
+        from benchmark.artifacts import ConvertMeta
+        from benchmark.convert import to_tflite, write_variant
+        from benchmark.results import environment, write_json
+        rep = self.entry.preprocess(images)
+        if self.export is None:
+            self._prepare(rep[:8])
+        if self.log:
+            self.log(f"[{self.split}] converting {self.source.name} with {idx.size} "
+                     f"calibration images (seed {record['seed']}) into {d}")
+        tmp = d.with_name(d.name + f".tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            ranges: dict = {}
+            with contextlib.redirect_stdout(sys.stderr if self.log else io.StringIO()):
+                blob = to_tflite(self.tf, self.export, rep, "uint8", observer=self.observer,
+                                 observer_report=ranges, export=saved)
+                report = {"int8": write_variant(blob, "int8", tmp / f"{self.entry.name}_int8"
+                                                ".tflite", any_ops=self.entry.any_ops)}
+            write_json(tmp / "representative_indices.json", {
+                "dataset": self.ds.name, "dataset_cache_key": self.ds.meta.get("cache_key"),
+                "split": self.split, "size": int(idx.size), "indices": idx.tolist(), **record})
+            write_json(tmp / "convert_meta.json", ConvertMeta(
+                io_type="uint8", representative_size=int(idx.size), seed=record["seed"],
+                act_observer=self.observer, activation_ranges=ranges or None,
+                export_max_abs_diff=self.diff, variants=report, environment=environment(),
+                extra={k: record[k] for k in ("calibration_from",) if k in record}).to_json())
+            shutil.rmtree(d, ignore_errors=True)
+            tmp.rename(d)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -32,6 +32,8 @@ from benchmark.rundir import RunWriter, run_header
 from benchmark.variants import Variant
 
 Log = Callable[[str], None] | None
+#: Variant kinds whose models the run makes itself (no file beside the shipped ones).
+GENERATED = ("weights", "activations", "calibration")
 
 
 @dataclass
@@ -107,28 +109,51 @@ def _artifacts(cfg: RunConfig, plan: RunPlan, sp: SplitPlan, ds, log: Log):
                                  observer=cfg.act_observer, seed=cfg.seed,
                                  data_dir=cfg.data_dir, cache_dir=cfg.cache_dir, log=log,
                                  user=plan.user)
-    variants = [v if v.path is not None or v.kind == "weights"
+    variants = [v if v.path is not None or v.kind in GENERATED
                 else v.with_path(art / v.file_name(plan.entry.name)) for v in sp.variants]
     return art, meta, variants
 
 
 def _sweep_models(writer: RunWriter, split: str, model: str, art: Path,
                   variants: list[Variant]) -> list[Variant]:
-    """Write the ``w<b>`` models into the run directory; the variants with their paths."""
+    """Write the ``w<b>`` and ``a<b>`` models into the run directory; the variants with paths."""
+    from benchmark.quant.actbits import requantize_activations
     from benchmark.quant.bitsweep import requantize_weights
     from benchmark.results import atomic_write_bytes
     src = art / f"{model}_int8.tflite"
     out = []
     for v in variants:
-        if v.kind == "weights":
+        if v.kind in ("weights", "activations"):
+            what = "weight" if v.kind == "weights" else "activation"
             if not src.is_file():
-                raise DataError(f"model file not found: {src} (the weight-bit sweep starts "
+                raise DataError(f"model file not found: {src} (the {what}-bit sweep starts "
                                 "from it)")
-            path = writer.sweep_model_path(split, model, v.weight_bits)
-            atomic_write_bytes(path, requantize_weights(src, v.weight_bits))
+            if v.kind == "weights":
+                path, blob = (writer.sweep_model_path(split, model, v.weight_bits),
+                              requantize_weights(src, v.weight_bits))
+            else:
+                path, blob = (writer.model_path(split, v.file_name(model)),
+                              requantize_activations(src, v.act_bits))
+            atomic_write_bytes(path, blob)
             v = v.with_path(path)
         out.append(v)
     return out
+
+
+def _calibration_models(cfg: RunConfig, plan: RunPlan, sp: SplitPlan, ds,
+                        variants: list[Variant], log: Log) -> list[Variant]:
+    """The calibration-sweep variants with their converted int8 models (cached conversions)."""
+    if sp.calibrate_from is None:
+        return variants
+    from benchmark.convcache import ensure_calibrated
+    wanted = [v for v in variants if v.kind == "calibration"]
+    paths = ensure_calibrated(plan.entry, sp.split, ds, sp.calibrate_from,
+                              [(v.cal_size, v.cal_seed) for v in wanted],
+                              spec=cfg.calibration_from, observer=cfg.act_observer,
+                              seed=cfg.seed, pretrained=bool(cfg.weights),
+                              cache_dir=cfg.cache_dir, log=log)
+    return [v.with_path(paths[(v.cal_size, v.cal_seed)]) if v.kind == "calibration" else v
+            for v in variants]
 
 
 def _eval_settings(cfg: RunConfig) -> EvalSettings:
@@ -270,6 +295,7 @@ def run_split(plan: RunPlan, sp: SplitPlan, writer: RunWriter, log: Log) -> Spli
     check_split_room(writer.split_dir(sp.split), n_images=int(eval_idx.size),
                      num_classes=ds.num_classes, n_variants=len(variants))
     variants = _sweep_models(writer, sp.split, plan.entry.name, art, variants)
+    variants = _calibration_models(cfg, plan, sp, ds, variants, log)
     results, notes = _evaluate_all(cfg, plan, sp.split, ds, eval_idx, variants, log)
     check_results(plan, results)
     comparison = compare_variants(results, seed=cfg.seed)
@@ -316,7 +342,7 @@ def plan_fingerprint(plan: RunPlan) -> str:
     files = {}
     for sp in plan.splits:
         paths = [v.path for v in sp.variants if v.path is not None]
-        paths += [sp.convert_from] if sp.convert_from is not None else []
+        paths += [p for p in (sp.convert_from, sp.calibrate_from) if p is not None]
         files[sp.split] = {str(p): file_sha256(p) for p in paths if Path(p).is_file()}
     return config_fingerprint(plan.config.to_dict(), {"files": files, "device": plan.device})
 

@@ -44,6 +44,8 @@ class SplitPlan:
     data_dir: str | None
     variants: tuple[Variant, ...]
     convert_from: Path | None = None
+    #: the Keras model (or --weights) the calibration-sweep variants are converted from
+    calibrate_from: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,10 @@ def _split_inputs(cfg: RunConfig, entry: ModelEntry, split: str, artifacts: Path
 def _plan_variants(cfg: RunConfig, entry: ModelEntry, artifacts: Path, device: str,
                    converted: bool, notes: list) -> tuple[Variant, ...]:
     out = []
-    for v in plan_variants(cfg.variants, device=device, weight_bits=cfg.weight_bits):
-        if v.kind == "weights":
-            out.append(v)   # generated in the run directory from the int8 model
+    for v in plan_variants(cfg.variants, device=device, weight_bits=cfg.weight_bits,
+                           act_bits=cfg.act_bits, calibration=_calibration(cfg)):
+        if v.kind in ("weights", "activations", "calibration"):
+            out.append(v)   # generated in the run directory / converted during the run
             continue
         if converted and v.kind != "compiled":
             out.append(v)   # path known after conversion
@@ -129,11 +132,31 @@ def _plan_variants(cfg: RunConfig, entry: ModelEntry, artifacts: Path, device: s
             raise DataError(f"model file not found: {path}")
         check_slot(path, "compiled" if v.kind == "compiled" else v.kind)
         out.append(v.with_path(path))
-    if cfg.weight_bits and not converted:
+    if (cfg.weight_bits or cfg.act_bits) and not converted:
         src = artifacts / f"{entry.name}_int8.tflite"
         if not src.is_file():
-            raise DataError(f"model file not found: {src} (the weight-bit sweep starts from it)")
+            raise DataError(f"model file not found: {src} (the "
+                            f"{'weight' if cfg.weight_bits else 'activation'}-bit sweep starts "
+                            "from it)")
     return tuple(out)
+
+
+def _calibration(cfg: RunConfig) -> tuple[Variant, ...]:
+    from benchmark.variants import calibration_variants
+    return calibration_variants(cfg.calibration_sizes, cfg.calibration_seeds,
+                                cfg.calibration_from)
+
+
+def _calibration_source(cfg: RunConfig, entry: ModelEntry, artifacts: Path) -> Path | None:
+    """The model ``--calibration-sizes`` converts (its ``.keras``, or ``--weights``); checked."""
+    if not cfg.calibration_sizes:
+        return None
+    source = Path(cfg.weights) if cfg.weights else artifacts / f"{entry.name}.keras"
+    if not source.is_file():
+        raise DataError(f"{'weights' if cfg.weights else 'model'} file not found: {source} "
+                        "(--calibration-sizes converts it)")
+    _check_converter_available()
+    return source
 
 
 def check_fresh(cfg: RunConfig, entry: ModelEntry, split: str, artifacts: Path) -> None:
@@ -175,7 +198,8 @@ def plan_split(cfg: RunConfig, entry: ModelEntry, split: str, device: str,
     variants = _plan_variants(cfg, entry, artifacts, device, converted, notes)
     return SplitPlan(split=split, artifacts=artifacts, train_meta=meta, dataset=dataset,
                      dataset_options=options, data_dir=data_dir, variants=variants,
-                     convert_from=source)
+                     convert_from=source,
+                     calibrate_from=_calibration_source(cfg, entry, artifacts))
 
 
 def plan_run(cfg: RunConfig, *, default_prefix: str = "") -> RunPlan:
@@ -279,7 +303,7 @@ def _user_base_variants(cfg: RunConfig, user: UserModel) -> list[Variant]:
 
 def _user_variants(cfg: RunConfig, user: UserModel, device: str,
                    notes: list) -> tuple[Variant, ...]:
-    from benchmark.variants import EDGETPU_NAME, weight_variant
+    from benchmark.variants import EDGETPU_NAME, act_variant, weight_variant
     out = _user_base_variants(cfg, user)
     compiled = user.files.get("compiled")
     if device == "edgetpu":
@@ -296,11 +320,16 @@ def _user_variants(cfg: RunConfig, user: UserModel, device: str,
             raise UsageError(f"{compiled} is compiled for the Edge TPU: run it with "
                              "--device edgetpu")
         notes.append(f"{compiled.name} runs only on the Edge TPU (--device edgetpu): skipped")
-    if cfg.weight_bits:
+    if cfg.calibration_sizes:
+        raise UsageError("--calibration-sizes converts a registered model (or --weights); "
+                         "for a model given by path convert it yourself (benchmark.convert)")
+    if cfg.weight_bits or cfg.act_bits:
+        flag = "--weight-bits" if cfg.weight_bits else "--act-bits"
         if user.source is None:
-            raise UsageError("--weight-bits re-quantizes a model converted here: give the "
+            raise UsageError(f"{flag} re-quantizes a model converted here: give the "
                              ".keras (or a registered model), not .tflite files")
         out += [weight_variant(b) for b in cfg.weight_bits]
+        out += [act_variant(b) for b in cfg.act_bits]
     if not out:
         raise DataError(f"{cfg.model}: nothing to evaluate")
     return tuple(out)

@@ -337,17 +337,18 @@ def swapped_vs_confidence(swaps: dict):
                       ylabel="swapped predictions")
 
 
-def bit_sweep(bits, swapped_pct, delta_error_pct, ratio):
-    """% swapped, change in error rate and their ratio against weight bits (Figure 2 style)."""
+def bit_sweep(bits, swapped_pct, delta_error_pct, ratio, what: str = "weight"):
+    """% swapped, change in error rate and their ratio against weight (or ``what``) bits
+    (Figure 2 style)."""
     fig, (left, right) = _figure(9.0, 3.4, 2, wspace=0.9)
     left.plot(bits, swapped_pct, marker="o", label="% swapped")
     left.plot(bits, delta_error_pct, marker="s", label="delta error (pp)")
-    left.set_xlabel("weight bits")
+    left.set_xlabel(f"{what} bits")
     left.set_ylabel("percent of images")
     left.invert_xaxis()
     left.legend()
     right.plot(bits, ratio, marker="o", color="tab:purple")
-    right.set_xlabel("weight bits")
+    right.set_xlabel(f"{what} bits")
     right.set_ylabel("delta error / swapped")
     right.invert_xaxis()
     _title(right, "share of swaps that became new errors")

@@ -123,20 +123,60 @@ def swap_table(results: dict, fmt: str = "simple") -> str:
                     tablefmt=fmt)
 
 
-def sweep_table(results: dict, fmt: str = "simple") -> str:
-    """Weight-bit sweep (variants ``w<b>``): accuracy and swap statistics against float."""
+def sweep_table(results: dict, fmt: str = "simple", kind: str = "weights") -> str:
+    """Weight-bit sweep (variants ``w<b>``; ``kind="activations"``: the activation-bit sweep,
+    ``a<b>``): accuracy and swap statistics against float."""
     rows = []
     for s, r in results.items():
-        for v, var in sweep_variants(r["variants"]):
+        for v, var in sweep_variants(r["variants"], kind):
             m, sw = r["variants"][v], r.get("swaps", {}).get(v, {})
             ratio = sw.get("ratio", float("nan"))
-            rows.append([s, str(var.weight_bits), _pct(m["accuracy"]),
+            bits = var.weight_bits if kind == "weights" else var.act_bits
+            rows.append([s, str(bits), _pct(m["accuracy"]),
                          f"{sw.get('swapped_pct', 0):.2f} %",
                          f"{sw.get('delta_error_pct', 0):+.2f} %",
                          "n/a" if ratio != ratio else f"{ratio:.3f}",
                          f"{100 * m['calibration']['ece']:.2f} %"])
-    return tabulate(rows, headers=["weight-bit sweep", "bits", "accuracy", "swapped",
+    what = "weight" if kind == "weights" else "activation"
+    return tabulate(rows, headers=[f"{what}-bit sweep", "bits", "accuracy", "swapped",
                                    "delta error", "ratio", "ECE"],
+                    disable_numparse=True, stralign="right", tablefmt=fmt)
+
+
+def calibration_sweep_rows(split: str, r: dict) -> list[dict]:
+    """One row per calibration-sweep variant of a split record (size, seed, accuracy, change
+    in points against float, swaps, McNemar p), by size then seed."""
+    facc = r["variants"].get("float", {}).get("accuracy")
+    rows = []
+    for v, var in sweep_variants(r["variants"], "calibration"):
+        m, sw = r["variants"][v], r.get("swaps", {}).get(v, {})
+        rows.append({"split": split, "variant": v, "size": var.cal_size, "seed": var.cal_seed,
+                     "calibration_from": var.cal_from or "", "accuracy": m["accuracy"],
+                     "float_accuracy": facc,
+                     "delta_points": None if facc is None else 100 * (m["accuracy"] - facc),
+                     "swapped": sw.get("swapped"), "right_to_wrong": sw.get("right_to_wrong"),
+                     "wrong_to_right": sw.get("wrong_to_right"),
+                     "mcnemar_p": sw.get("mcnemar_p")})
+    return rows
+
+
+def calibration_summary(results: dict) -> list[dict]:
+    """Per split and calibration size: draws, median and worst change against float."""
+    from benchmark.quant.calsweep import summary
+    rows = [x for s, r in results.items() for x in calibration_sweep_rows(s, r)]
+    return summary([x for x in rows if x["delta_points"] is not None])
+
+
+def calibration_sweep_table(results: dict, fmt: str = "simple") -> str:
+    """Calibration sweep (variants ``cal<n>-s<seed>``): per split and size, the median and the
+    worst accuracy change over the draws, median swaps, draws with McNemar p < 0.05."""
+    rows = [[x["split"], str(x["size"]), str(x["draws"]), f"{x['float_accuracy']:.2f} %",
+             f"{x['median_delta']:+.2f}", f"{x['worst_delta']:+.2f}",
+             f"{x['median_swapped']:.0f}", str(x["significant"])]
+            for x in calibration_summary(results)]
+    return tabulate(rows, headers=["calibration sweep", "images", "draws", "float",
+                                   "median delta (points)", "worst delta", "median swapped",
+                                   "p < 0.05"],
                     disable_numparse=True, stralign="right", tablefmt=fmt)
 
 
@@ -329,6 +369,10 @@ def _tables(results: dict, fmt: str) -> list[tuple[str, str]]:
         out.append(("Swapped predictions", swap_table(results, fmt)))
     if any(sweep_variants(r["variants"]) for r in results.values()):
         out.append(("Weight-bit sweep", sweep_table(results, fmt)))
+    if any(sweep_variants(r["variants"], "activations") for r in results.values()):
+        out.append(("Activation-bit sweep", sweep_table(results, fmt, "activations")))
+    if any(sweep_variants(r["variants"], "calibration") for r in results.values()):
+        out.append(("Calibration sweep", calibration_sweep_table(results, fmt)))
     if any(r.get("attribution") for r in results.values()):
         out.append(("Attribution", attribution_table(results, fmt)))
     if any(m.get("latency") for _, m in variants):
@@ -509,13 +553,29 @@ def _comparison_sections(res: dict, cms: dict, names: list[str]) -> list[Section
     if sw:
         out.append(_plain("Swapped predictions over float confidence",
                           plots.swapped_vs_confidence, swaps=sw))
-    sweep = sorted((var.weight_bits, res["swaps"][v]) for v, var in sweep_variants(res["variants"])
-                   if v in res.get("swaps", {}))
-    if len(sweep) > 1:
-        out.append(_plain("Weight-bit sweep", plots.bit_sweep, bits=[x[0] for x in sweep],
-                          swapped_pct=[x[1]["swapped_pct"] for x in sweep],
-                          delta_error_pct=[x[1]["delta_error_pct"] for x in sweep],
-                          ratio=[x[1]["ratio"] for x in sweep]))
+    return out + _sweep_sections(res)
+
+
+def _sweep_sections(res: dict) -> list[Section]:
+    """The weight- and activation-bit sweeps' and the calibration sweep's figures."""
+    from benchmark import plots
+    out = []
+    for kind, title in (("weights", "Weight-bit sweep"), ("activations", "Activation-bit sweep")):
+        sweep = sorted((var.weight_bits if kind == "weights" else var.act_bits,
+                        res["swaps"][v]) for v, var in sweep_variants(res["variants"], kind)
+                       if v in res.get("swaps", {}))
+        if len(sweep) > 1:
+            more = {} if kind == "weights" else {"what": "activation"}
+            out.append(_plain(title, plots.bit_sweep, bits=[x[0] for x in sweep],
+                              swapped_pct=[x[1]["swapped_pct"] for x in sweep],
+                              delta_error_pct=[x[1]["delta_error_pct"] for x in sweep],
+                              ratio=[x[1]["ratio"] for x in sweep], **more))
+    summ = calibration_summary({res["split"]: res}) if "split" in res else []
+    if summ:
+        curves = {res["split"]: [(x["size"], x["median_delta"], x["worst_delta"])
+                                 for x in summ]}
+        out.append(_plain("Calibration sweep: accuracy vs calibration size",
+                          plots.calibration_sweep, curves=curves))
     return out
 
 

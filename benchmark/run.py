@@ -51,6 +51,10 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-bits", metavar="B,B,...",
                    help="also evaluate the int8 model with weights re-quantized to these bit "
                         "widths at 8-bit activations, e.g. 8,7,6,5,4 (variants w8..w4)")
+    p.add_argument("--act-bits", metavar="B,B,...",
+                   help="also evaluate the int8 model with activations on these bit grids at "
+                        "8-bit weights, e.g. 8,6,4 (variants a8..a4; standard int8 kernels)")
+    _calibration_arguments(p)
     p.add_argument("--weights", help="pretrained weights to convert and evaluate: a PyTorch "
                    "state dict (.npz, or .pth with torch installed) for resnet20/32/44/56, a "
                    "Keras .h5 / .weights.h5 for resnet50/mobilenetv2, or a .keras file")
@@ -63,6 +67,19 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
                         "(optimized builtin kernels) or reference; recorded per variant")
     p.add_argument("--variants", help="comma list of float,int8 (default both)")
     p.add_argument("--model-dir", help="models root holding <model>/<split>/ (default models/)")
+
+
+def _calibration_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("calibration sweep (needs TensorFlow to convert; docs/diagnose.md)")
+    g.add_argument("--calibration-sizes", metavar="N,N,...",
+                   help="also convert the float model to int8 with representative sets of "
+                        "these sizes and evaluate each, e.g. 1,4,16,64,300 (variants "
+                        "cal<N>-s<seed>; conversions cached)")
+    g.add_argument("--calibration-seeds", type=int, metavar="K",
+                   help="draws per size, seeds 0..K-1 (default 1; median and worst reported)")
+    g.add_argument("--calibration-from", metavar="SPEC",
+                   help="draw the calibration sets from: class:NAME[+NAME], group:ID[+ID] "
+                        "(session:/track:), brightness:F, folder:PATH; a comma list")
 
 
 #: Preprocessing flags (argparse dest -> key of RunConfig.preprocessing).

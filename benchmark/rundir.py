@@ -91,6 +91,8 @@ FILES: tuple[FileSpec, ...] = (
              "`probs` (N, K) float32, `labels` (N,) int64, `index` (N,) int64 dataset rows"),
     FileSpec(f"{MODELS_DIR}/<model>_w<b>.tflite", "split", "benchmark.run --weight-bits",
              "the int8 model with weights re-quantized to b bits"),
+    FileSpec(f"{MODELS_DIR}/<model>_a<b>.tflite", "split", "benchmark.run --act-bits",
+             "the int8 model with activations on a b-bit grid (8-bit weights)"),
     FileSpec(RUN_STATE, "run", "benchmark.run",
              "written first: the configuration and its fingerprint (`--resume` continues only "
              "a run of the same fingerprint)"),
@@ -365,8 +367,9 @@ def class_rows(split: str, variant: str, m: VariantRecord, names: list[str]) -> 
     rows += [[split, variant, f"calibration_{k}", cal[k]] for k in ("nll_zero_true", "nll_floor")
              if k in cal]
     for part, s in m.get("training_seen", {}).items():
-        rows += [[split, variant, f"{part}_accuracy", s["accuracy"]],
-                 [split, variant, f"{part}_n", s["n"]]]
+        if s["accuracy"] is not None:  # no images of that part: no accuracy row
+            rows.append([split, variant, f"{part}_accuracy", s["accuracy"]])
+        rows.append([split, variant, f"{part}_n", s["n"]])
     pc = m.get("per_class")
     if pc:
         for avg in ("macro_avg", "weighted_avg"):
@@ -650,8 +653,12 @@ class RunWriter:
         return split_dir(self.out, split, len(self.splits))
 
     def sweep_model_path(self, split: str, model: str, bits: int) -> Path:
+        return self.model_path(split, sweep_model_name(model, bits))
+
+    def model_path(self, split: str, file_name: str) -> Path:
+        """Where a model generated for a split's sweep variant goes (``models/<file_name>``)."""
         self.open()
-        return self.split_dir(split) / MODELS_DIR / sweep_model_name(model, bits)
+        return self.split_dir(split) / MODELS_DIR / file_name
 
     def write_split(self, record: SplitRecord, arrays: dict[str, dict]) -> Path:
         """Write one split: confusion CSVs and predictions per variant, results.json, metrics.csv.

@@ -11,7 +11,7 @@ help:
 	@echo "make run         set up .venv (runtime only) and run the default benchmark"
 	@echo "make test        set up .venv with test + train deps and run pytest"
 	@echo "make models      retrain and convert the shipped SignNet models (needs TensorFlow)"
-	@echo "make bench       wall time of make run's main step and throughput vs raw invoke()"
+	@echo "make bench       every issue-17 ratio in one run (tools/bench_all.py; BENCH_ARGS=--skip-tf)"
 	@echo "make docs-check  re-run the documented examples and compare their output"
 
 $(PY):
@@ -44,7 +44,7 @@ models: $(VENV)/.test-deps
 	bash tools/train_all.sh
 
 bench: $(VENV)/.run-deps
-	$(PY) tools/bench_run.py
+	$(PY) tools/bench_all.py $(BENCH_ARGS)
 
 docs-check: $(VENV)/.run-deps
 	$(PY) tools/docs_check.py

@@ -216,6 +216,11 @@ class LatencyRecord(TypedDict, total=False):
     first_invoke_ms: float
     warmup: int
     samples_ms: list[float]
+    host: dict              # {before, after}: governor, SoC temperature, load, busy CPU share
+    warning: str            # the host was busy while timing
+    delegate_ms: float      # Edge TPU: loading the delegate (and the interpreter with pycoral)
+    interpreter_ms: float
+    allocate_ms: float      # allocate_tensors()
 
 
 class VariantRecord(TypedDict, total=False):
@@ -274,13 +279,60 @@ class SwapRecord(TypedDict, total=False):
     swapped_by_confidence: dict
 
 
-class AttributionRecord(TypedDict):
+class LsbRecord(TypedDict):
+    """Edge TPU minus CPU int8 outputs in quantization steps (`int8_cpu_vs_edgetpu.lsb`)."""
+
+    n_outputs: int
+    histogram: dict         # {"lsb": [lo..hi], "counts": [...]}
+    max_lsb: int
+    mean_lsb: float
+    exact: float            # share of outputs with no difference
+    within_tolerance: float  # share within the tolerance (1 LSB)
+    tolerance: int
+    scale: float            # the output's quantization step
+
+
+class DeviceChangeRecord(TypedDict, total=False):
+    """CPU int8 -> Edge TPU int8 prediction changes (`attribution.device_change`)."""
+
+    n: int
+    swapped: int
+    right_to_wrong: int
+    wrong_to_right: int
+    mcnemar_p: float
+    accuracy_change: dict
+
+
+class AttributionRecord(TypedDict, total=False):
     """float -> int8 CPU -> int8 Edge TPU (`attribution`)."""
 
     accuracy: dict
     quantization_delta: float | None
     device_delta: float
-    int8_cpu_vs_edgetpu: AgreementRecord
+    int8_cpu_vs_edgetpu: AgreementRecord    # plus `lsb` (LsbRecord, or None and `lsb_note`)
+    device_change: DeviceChangeRecord
+
+
+class EdgeTPUFailureRecord(TypedDict):
+    """The Edge TPU variant failed; the CPU variants are kept (`edgetpu_failure`)."""
+
+    error: str              # the one-line message (stage, cause, likely fix)
+    exit_code: int
+    fallback: str | None    # "cpu" when --device auto fell back
+
+
+class ClassMapRecord(TypedDict, total=False):
+    """How the data's classes were matched to the model's outputs (`class_map`)."""
+
+    mode: str               # identity, reordered, subset, partial or positional
+    how: str
+    model_classes: int
+    data_classes: int
+    evaluated_classes: int
+    data_to_model: list[int]   # output index of each data class, -1 = not evaluated
+    normalisation: str
+    dropped: dict[str, int]    # images of unmatched data classes, per class
+    dropped_images: int
 
 
 class CalibrationImages(TypedDict):
@@ -315,9 +367,14 @@ class SplitRecord(TypedDict, total=False):
     device_resolved: str
     training_rows: dict     # {known, how}: were the model's training images established
     recall_change: dict     # reference, and a RecallChangeRecord per quantized variant
+    class_map: ClassMapRecord
+    outputs: dict           # {kind: probabilities|logits, from: graph|flag|model.toml}
+    preprocessing: dict     # the declared input pipeline and where it was declared
+    edgetpu_failure: EdgeTPUFailureRecord
 
 
 RECORDS = (SplitRecord, VariantRecord, SwapRecord, AgreementRecord, AttributionRecord,
+           LsbRecord, DeviceChangeRecord, EdgeTPUFailureRecord, ClassMapRecord,
            LatencyRecord, CalibrationRecord, CalibrationImages, Histogram, Interval,
            PerClassRecord, AverageRecord, TrainingSeenRecord, SeenRecord, RecallChangeRecord)
 

@@ -210,11 +210,13 @@ def store(root: Path, key: str, arrays: dict[str, np.ndarray | Path], meta: dict
             shutil.rmtree(tmp)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         for value in arrays.values():
             if isinstance(value, (str, Path)):
                 Path(value).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror, str(final)) from e   # name it (a full disk)
         raise
     return final
 

@@ -27,6 +27,8 @@ import hashlib
 import io
 import pickle
 import tarfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -171,8 +173,8 @@ def read(source: Path) -> dict:
                        "test": _npz_part(z, "test", source)}
                 if "train_images" in z.files:
                     out["train"] = _npz_part(z, "train", source)
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read {source}: {e}") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise DataError(f"cannot read {source}: {e} (a truncated or damaged .npz?)") from None
         except KeyError as e:
             raise DataError(f"{source}: missing {e.args[0]}") from None
         return out

@@ -117,7 +117,7 @@ def _artifacts(cfg: RunConfig, plan: RunPlan, sp: SplitPlan, ds, log: Log):
 def _sweep_models(writer: RunWriter, split: str, model: str, art: Path,
                   variants: list[Variant]) -> list[Variant]:
     """Write the ``w<b>`` and ``a<b>`` models into the run directory; the variants with paths."""
-    from benchmark.quant.actbits import requantize_activations
+    from benchmark.quant.actgrid import requantize_activations
     from benchmark.quant.bitsweep import requantize_weights
     from benchmark.results import atomic_write_bytes
     src = art / f"{model}_int8.tflite"

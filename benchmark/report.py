@@ -143,26 +143,9 @@ def sweep_table(results: dict, fmt: str = "simple", kind: str = "weights") -> st
                     disable_numparse=True, stralign="right", tablefmt=fmt)
 
 
-def calibration_sweep_rows(split: str, r: dict) -> list[dict]:
-    """One row per calibration-sweep variant of a split record (size, seed, accuracy, change
-    in points against float, swaps, McNemar p), by size then seed."""
-    facc = r["variants"].get("float", {}).get("accuracy")
-    rows = []
-    for v, var in sweep_variants(r["variants"], "calibration"):
-        m, sw = r["variants"][v], r.get("swaps", {}).get(v, {})
-        rows.append({"split": split, "variant": v, "size": var.cal_size, "seed": var.cal_seed,
-                     "calibration_from": var.cal_from or "", "accuracy": m["accuracy"],
-                     "float_accuracy": facc,
-                     "delta_points": None if facc is None else 100 * (m["accuracy"] - facc),
-                     "swapped": sw.get("swapped"), "right_to_wrong": sw.get("right_to_wrong"),
-                     "wrong_to_right": sw.get("wrong_to_right"),
-                     "mcnemar_p": sw.get("mcnemar_p")})
-    return rows
-
-
 def calibration_summary(results: dict) -> list[dict]:
     """Per split and calibration size: draws, median and worst change against float."""
-    from benchmark.quant.calsweep import summary
+    from benchmark.quant.sweeprows import calibration_sweep_rows, summary
     rows = [x for s, r in results.items() for x in calibration_sweep_rows(s, r)]
     return summary([x for x in rows if x["delta_points"] is not None])
 

@@ -30,7 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--weight-bits", default="", help="weight bits (activations at 8)")
     p.add_argument("--limit", type=int, default=0, help="eval images, evenly spaced (0 = all)")
     p.add_argument("--out", type=Path, default=None,
-                   help="write act_bits.csv; keep the run (models in run/models/)")
+                   help="write act_bits.csv and the models")
     return p.parse_args(argv)
 
 
@@ -38,15 +38,21 @@ def sweep(entry, split: str, act_bits, weight_bits, *, model_dir=None, limit: in
           out: Path | None = None) -> list[dict]:
     """One row per ``a<b>`` / ``w<b>`` variant: accuracy, swaps and McNemar against float.
 
-    A thin wrapper over ``benchmark.run --variants float --act-bits ... --weight-bits ...``
-    (the run directory, with the models in ``models/``, is kept in ``<out>/run``).
+    A thin wrapper over ``benchmark.run --variants float --act-bits ... --weight-bits ...``;
+    the models it made are copied into ``out`` when given.
     """
     from benchmark.quant.calsweep import run_sweep
     from benchmark.variants import sweep_variants
 
+    def keep(run_dir: Path) -> None:
+        from benchmark.results import atomic_write_bytes
+        for f in sorted((run_dir / "models").glob("*.tflite")):
+            atomic_write_bytes(out / f.name, f.read_bytes())
+
     records = run_sweep({"model": entry.name, "split": split, "act_bits": tuple(act_bits),
                          "weight_bits": tuple(weight_bits), "limit": limit or None,
-                         "model_dir": str(model_dir) if model_dir else None}, out)
+                         "model_dir": str(model_dir) if model_dir else None},
+                        keep=keep if out is not None else None)
     rec = records[split]
     facc = rec["variants"]["float"]["accuracy"]
     names = [n for kind in ("activations", "weights")
@@ -70,6 +76,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     act = parse_ints(args.act_bits, "--act-bits") if args.act_bits else ()
     wts = parse_ints(args.weight_bits, "--weight-bits") if args.weight_bits else ()
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
     rows = sweep(get_model(args.model), args.split, act, wts, model_dir=args.model_dir,
                  limit=args.limit, out=args.out)
     head = f"{'variant':<8} {'accuracy %':>10} {'Δ points':>9} {'swapped':>8} {'r→w/w→r':>9} " \
@@ -81,7 +89,6 @@ def main(argv=None) -> int:
               f"{r['mcnemar_p']:>10.3g}")
     if args.out is not None:
         from benchmark.results import write_csv
-        args.out.mkdir(parents=True, exist_ok=True)
         cols = list(rows[0]) if rows else []
         write_csv(args.out / "act_bits.csv", cols, [[r[c] for c in cols] for r in rows])
     return 0

@@ -8,8 +8,8 @@ Keras model of a split (cached), evaluated on the split's eval images on the CPU
 interpreter and compared with the float model: accuracy, change in points,
 swapped predictions, right->wrong / wrong->right and the exact McNemar p.
 Per size, the median and the worst change over the seeds are printed; with
-``--out`` the run directory is kept in ``<out>/run``, the rows go to
-``calibration_sweep.csv`` and the plot to ``calibration_sweep.png``.
+``--out`` the rows go to ``calibration_sweep.csv`` and the plot to
+``calibration_sweep.png`` (``benchmark.run`` itself keeps the run directory).
 """
 
 from __future__ import annotations
@@ -57,17 +57,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def run_sweep(values: dict, out: Path | None, *, quiet: bool = True) -> dict[str, dict]:
+def run_sweep(values: dict, *, quiet: bool = True, keep=None) -> dict[str, dict]:
     """``{split: record}`` of ``benchmark.run`` with these RunConfig ``values`` (the float
-    model and the sweep variants they ask for; no report). The run directory is
-    ``<out>/run`` (kept), or a temporary one."""
+    model and the sweep variants they ask for; no report) in a temporary run directory;
+    ``keep(run_dir)`` is called before it is removed."""
     from benchmark.config import make_config
     from benchmark.pipeline import run
 
     with tempfile.TemporaryDirectory() as tmp:
-        where = (out if out is not None else Path(tmp)) / "run"
+        where = Path(tmp) / "run"
         cfg = make_config({**values, "variants": "float", "report": False, "out": str(where)})
         _, records = run(cfg, quiet=quiet, tables=False)
+        if keep is not None:
+            keep(where)
     return records
 
 
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
               "calibration_seeds": args.calibration_seeds,
               "calibration_from": args.calibration_from, "limit": args.limit or None,
               "model_dir": str(args.model_dir) if args.model_dir else None}
-    rows = sweep_rows(run_sweep(values, args.out, quiet=False))
+    rows = sweep_rows(run_sweep(values, quiet=False))
     summ = summary(rows)
     print(format_summary(summ))
     if args.out is not None:

@@ -134,3 +134,28 @@ def test_calibration_sizes_through_run(tmp_path, cache, calls):
         assert (tmp_path / "a" / f"predictions_{v}.npz").read_bytes() == \
             (tmp_path / "b" / f"predictions_{v}.npz").read_bytes()
     assert "Calibration sweep" in dict(report._tables({"verification": rec2}, "simple"))
+
+
+@needs_tf
+def test_calibration_sizes_need_the_keras_model(tmp_path):
+    import shutil
+
+    from benchmark.errors import DataError
+    from benchmark.plan import plan_run
+    split = tmp_path / "models" / "signnet" / "verification"
+    split.mkdir(parents=True)
+    for f in MODELS.iterdir():
+        if f.suffix != ".keras":
+            shutil.copy(f, split / f.name)
+    cfg = make_config({"model_dir": str(tmp_path / "models"), "calibration_sizes": "1",
+                       "out": str(tmp_path / "run")})
+    with pytest.raises(DataError, match=r"signnet\.keras .*--calibration-sizes converts it"):
+        plan_run(cfg)
+    assert not (tmp_path / "run").exists()
+    plan = plan_run(make_config({"calibration_sizes": "4,1", "calibration_seeds": 2,
+                                 "out": str(tmp_path / "run")}))
+    sp = plan.splits[0]
+    assert sp.calibrate_from == MODELS / "signnet.keras"
+    assert [v.name for v in sp.variants] == ["float", "int8", "cal4-s0", "cal4-s1", "cal1-s0",
+                                            "cal1-s1"]
+    assert not (tmp_path / "run").exists()

@@ -156,6 +156,6 @@ def test_calibration_sizes_need_the_keras_model(tmp_path):
                                  "out": str(tmp_path / "run")}))
     sp = plan.splits[0]
     assert sp.calibrate_from == MODELS / "signnet.keras"
-    assert [v.name for v in sp.variants] == ["float", "int8", "cal4-s0", "cal4-s1", "cal1-s0",
-                                            "cal1-s1"]
+    names = ["float", "int8", "cal4-s0", "cal4-s1", "cal1-s0", "cal1-s1"]
+    assert [v.name for v in sp.variants] == names
     assert not (tmp_path / "run").exists()

@@ -211,8 +211,8 @@ class _Calibrator:
         if self.pretrained:
             trained = load_pretrained(self.entry, self.source)
         else:
-            import keras
-            trained = keras.models.load_model(self.source, compile=False)
+            from benchmark.kerasfile import load_keras
+            trained = load_keras(self.source)
         self.export = export_model(trained, self.entry)
         self.diff = check_export(trained, self.export, probe)
 

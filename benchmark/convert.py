@@ -349,12 +349,8 @@ def convert(cfg: ConvertConfig) -> dict:
     ds = _dataset(cfg, entry, meta.dataset,
                   cfg.dataset_options or trained_dataset_options(meta),
                   cfg.data_dir or meta.data_dir, meta.data_seed)
-    import keras
-
-    try:
-        trained = keras.models.load_model(keras_path, compile=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot load {keras_path}: {str(e).splitlines()[0]}") from None
+    from benchmark.kerasfile import load_keras
+    trained = load_keras(keras_path)
     train_idx, _ = ds.split(meta.split, seed=meta.data_seed)
     from benchmark.results import file_sha256
     return convert_keras(trained, entry, ds, train_idx, out, split=meta.split,
@@ -381,16 +377,12 @@ def _dataset(cfg: ConvertConfig, entry, dataset: str, options: dict, data_dir, s
 def load_pretrained(entry, weights: str | Path):
     """Build ``entry``'s Keras model with ``weights`` (a ``.keras`` file or the entry's format)."""
     require_tensorflow("loading pretrained weights")
-    import keras
-
     weights = Path(weights)
     if not weights.is_file():
         raise DataError(f"weights file not found: {weights}")
     if weights.suffix == ".keras" and entry.load_weights is None:
-        try:
-            return keras.models.load_model(weights, compile=False)
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot load {weights}: {str(e).splitlines()[0]}") from None
+        from benchmark.kerasfile import load_keras
+        return load_keras(weights)
     if entry.load_weights is None:
         raise UsageError(f"{entry.name} takes --weights only as a .keras file")
     model = entry.build()

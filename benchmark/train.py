@@ -190,6 +190,8 @@ def init_source(entry, cfg: TrainConfig) -> Path | None:
     if value.endswith(".keras") or path.suffix or "/" in value:
         if not path.is_file():
             raise DataError(f"--init-from {path}: no such .keras file")
+        from benchmark.kerasfile import check_keras_archive
+        check_keras_archive(path)   # before the data is loaded and TensorFlow imported
         return path
     src = get_model(value)
     roots = [cfg.model_dir, None] if cfg.model_dir is not None else [None]

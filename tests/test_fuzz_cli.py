@@ -5,7 +5,9 @@ of a real int8 model, a compiled model, a compiler log, a config file, GTSRB
 archives, a CSV manifest and a run directory are fed to ``benchmark.compile``
 (``--analyze-only`` and ``--inspect``), ``benchmark.latency``,
 ``benchmark.compile --parse-log``, ``benchmark.run`` (config files, archives,
-manifests, a user's ``.tflite``) and ``benchmark.report``. All cases run in
+manifests, a user's ``.tflite``), ``benchmark.report``, ``benchmark.diagnose``
+(models), ``benchmark.study`` (study files), ``benchmark.convert`` (a ``.keras``)
+and ``benchmark.train`` (``--init-from``). All cases run in
 one child process (tests/fuzz_driver.py) so a native crash is caught and
 named. Asserted for every case: the exit code is 0, 2, 3 or 4; no traceback;
 a failure ends in one ``error:`` line; no input file changed; no temporary
@@ -42,8 +44,12 @@ SOFTMAX                        1          Operation is working on an unsupported
 """
 CONFIG = ('model = "signnet"\nsplit = "verification"\nlimit = 6\nvariants = ["float", "int8"]\n'
           'report = false\nworkers = 1\nseed = 0\nbins = 20\n')
+STUDY = ('name = "fz"\nsplits = ["verification"]\nvariants = ["float", "int8"]\nlimit = 4\n\n'
+         '[[models]]\nname = "signnet"\n\n[metrics]\nbins = 20\nseed = 0\n')
+KERAS = ROOT / "models" / "signnet" / "verification" / "signnet.keras"
 COUNTS = {"model": 50, "compiled": 25, "latency": 25, "log": 30, "config": 30, "archive": 15,
-          "manifest": 15, "tflite_run": 10, "report": 20}
+          "manifest": 15, "tflite_run": 10, "report": 20, "diagnose": 15, "study": 20,
+          "study_run": 3, "convert": 6, "train": 4}
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -168,6 +174,43 @@ def _report_cases(cases, inputs, outs, rng):
               [d, "--out", outs / f"r{i}.html"])
 
 
+def _more_cases(cases, inputs, outs, rng, cache):
+    """benchmark.diagnose (damaged int8 models), benchmark.study (damaged study files: listed,
+    a few run), benchmark.convert (a damaged .keras in a model folder) and benchmark.train
+    (a damaged --init-from .keras)."""
+    env = {"EDGETPU_BENCH_CACHE": str(cache)}
+    base = INT8.read_bytes()
+    for i in range(COUNTS["diagnose"]):
+        p = _mkdir(inputs / f"diag-{i}") / INT8.name   # with its calibration record beside it
+        p.write_bytes(mutate(base, rng))
+        for name in ("representative_indices.json", "convert_meta.json"):
+            shutil.copy(INT8.with_name(name), p.with_name(name))
+        _case(cases, "diagnose", i, "benchmark.diagnose.cli:main", "benchmark.diagnose",
+              ["--split", "full", "--int8", p, "--no-float", "--limit", 4,
+               "--calibration-limit", 4, "--out", outs / f"d{i}", "--no-plots"], env)
+    study = "benchmark.study.cli:main", "benchmark.study"
+    for i in range(COUNTS["study"] + COUNTS["study_run"]):
+        p = inputs / f"study-{i}.toml"
+        p.write_bytes(mutate(STUDY.encode(), rng))
+        listed = i < COUNTS["study"]
+        group, n = ("study", i) if listed else ("study_run", i - COUNTS["study"])
+        _case(cases, group, n, *study, [p, "--out", outs / f"s{i}", "--workers", 1, "--quiet",
+                                        "--no-report", *(["--list"] if listed else [])], env)
+    kbase = KERAS.read_bytes()
+    for i in range(COUNTS["convert"]):
+        md = _mkdir(outs / f"md{i}" / "signnet" / "verification")  # convert writes here
+        shutil.copy(KERAS.with_name("train_meta.json"), md / "train_meta.json")
+        (md / "signnet.keras").write_bytes(mutate(kbase, rng))
+        _case(cases, "convert", i, "benchmark.convert:main", "benchmark.convert",
+              ["--split", "verification", "--model-dir", outs / f"md{i}"], env)
+    for i in range(COUNTS["train"]):
+        p = inputs / f"init-{i}.keras"
+        p.write_bytes(mutate(kbase, rng))
+        _case(cases, "train", i, "benchmark.train:main", "benchmark.train",
+              ["--split", "verification", "--init-from", p, "--model-dir", outs / f"t{i}",
+               "--epochs", 1, "--limit-train", 8], env)
+
+
 def _mkdir(p: Path) -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
@@ -195,6 +238,7 @@ def fuzz(tmp_path_factory):
     _text_cases(cases, inputs, outs, rng)
     _data_cases(cases, inputs, outs, rng, cache)
     _report_cases(cases, inputs, outs, rng)
+    _more_cases(cases, inputs, outs, rng, cache)
     before = _snapshot(inputs, ROOT / "models")
     (root / "cases.json").write_text(json.dumps(cases))
     results = root / "results.jsonl"

@@ -211,3 +211,25 @@ def test_study_file_example_is_valid(file_places):
     """The study the file cases use is a real study (so its refusal is the --out one)."""
     from benchmark.study.spec import load_study
     assert load_study(file_places[3]).name == "s"
+
+
+# ---------------------------------------------------------------- a damaged .keras
+
+@pytest.mark.parametrize("damage,words", [
+    ("truncated", "not a readable .keras file (a zip archive; truncated or damaged?)"),
+    ("flipped", "damaged .keras file: its member model.weights.h5 fails the CRC check"),
+])
+def test_damaged_keras_is_named_before_data_or_tensorflow(tmp_path, capsys, monkeypatch,
+                                                          damage, words):
+    """Keras said "File not found" for a truncated file and let BadZipFile escape (exit 1)."""
+    from benchmark import train
+    monkeypatch.setattr(train, "load_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    src = (ROOT / "models" / "signnet" / "verification" / "signnet.keras").read_bytes()
+    p = tmp_path / "init.keras"
+    p.write_bytes(src[:len(src) // 2] if damage == "truncated"
+                  else src[:-2000] + bytes([src[-2000] ^ 1]) + src[-1999:])
+    code, err = _main("benchmark.train", ["--split", "verification", "--init-from", p,
+                                          "--model-dir", tmp_path / "m"], capsys)
+    assert code == 3, err
+    _line(err, "benchmark.train", f"{p}: {words}")
+    assert not (tmp_path / "m").exists()

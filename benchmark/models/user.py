@@ -441,7 +441,8 @@ def load_source(kind: str, source: Path, input_size: int):
     import keras
     try:
         if kind == "keras":
-            return keras.models.load_model(source, compile=False)
+            from benchmark.kerasfile import load_keras
+            return load_keras(source)
         layer = keras.layers.TFSMLayer(str(source), call_endpoint="serving_default")
         inp = keras.Input((input_size, input_size, 3), batch_size=1)
         out = layer(inp)

@@ -72,9 +72,13 @@ def entropy_table(results: dict, fmt: str = "simple") -> str:
     rows = [[v, *(f"{results[s]['variants'][v]['mean_normalized_entropy']:.4f}"
                   if v in results[s]["variants"] else "" for s in splits)] for v in variants]
     if any("agreement" in r for r in results.values()):
-        rows.append(["float = int8 (top-1)", *(_pct(results[s]["agreement"]["top1"])
-                                               if "agreement" in results[s] else ""
-                                               for s in splits)])
+        # the agreement is float vs the first quantized variant (int8 unless --variants float)
+        first = {next((v for v in r["variants"] if v != "float"), "int8")
+                 for r in results.values() if "agreement" in r}
+        name = first.pop() if len(first) == 1 else "int8"
+        rows.append([f"float = {name} (top-1)",
+                     *(_pct(results[s]["agreement"]["top1"]) if "agreement" in results[s]
+                       else "" for s in splits)])
     return tabulate(rows, headers=["mean H / log K", *splits],
                     tablefmt=fmt)
 

@@ -409,8 +409,12 @@ def save(entry, cfg: TrainConfig, model, history: dict, meta: TrainMeta) -> Path
     # Save an uncompiled copy: the optimizer state would triple the file for nothing.
     clean = entry.build(num_classes=meta.num_classes)
     clean.set_weights(model.get_weights())
-    clean.save(tmp)
-    tmp.replace(keras_path)
+    try:
+        clean.save(tmp)
+        tmp.replace(keras_path)
+    except BaseException:       # a full disk, Ctrl-C: no half-written .keras left behind
+        tmp.unlink(missing_ok=True)
+        raise
     write_json(out / "history.json", {k: [float(v) for v in vals]
                                       for k, vals in history.items()})
     write_json(out / "train_meta.json", meta.to_json())

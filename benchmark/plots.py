@@ -10,8 +10,12 @@ dicts, numpy arrays) so that :func:`render` can run them in worker processes:
   return PNG bytes drawn directly with numpy and Pillow: one ``cell x cell``
   pixel block per class pair, no axes (the report puts the labels in HTML).
 
-:func:`render` turns either kind into PNG bytes. Bump :data:`RENDER_VERSION`
-when a figure's drawing changes: it is part of the report's figure-cache key.
+:func:`render` turns any of them into PNG bytes; for a matplotlib function with a
+Pillow twin in :data:`benchmark.charts.TWINS` (the report's histograms,
+entropy, reliability, recall-change and latency figures) it draws the twin
+(same data, no matplotlib import: milliseconds instead of a second for a new
+report). Bump :data:`RENDER_VERSION` when a figure's drawing changes: it is
+part of the report's figure-cache key.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import io
 
 import numpy as np
 
+from benchmark.charts import decade as _decade
+from benchmark.charts import recall_delta  # noqa: F401  (re-exported)
+
 #: Part of every cached figure's key; bump when any drawing below changes.
-RENDER_VERSION = 4
+RENDER_VERSION = 5
 #: Resolution of the matplotlib figures (pixels per inch).
 DPI = 90
 #: Up to this many classes the report shows the full confusion matrix.
@@ -55,24 +62,6 @@ def _margins(fig, *, left, right, bottom, top, wspace=0.0, hspace=0.0, ncols=1, 
                         wspace=wspace / axis_w, hspace=hspace / axis_h)
 
 
-_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075"
-                             "\u2076\u2077\u2078\u2079")
-
-
-def _decade(value, _pos=None) -> str:
-    """``10`` with a superscript exponent at powers of ten, else nothing (no mathtext).
-
-    >>> [_decade(v) for v in (1, 1000, 0.01, 20)]
-    ['10⁰', '10³', '10⁻²', '']
-    """
-    if value <= 0:
-        return ""
-    e = float(np.log10(value))
-    if abs(e - round(e)) > 1e-9:
-        return ""
-    return "10" + str(int(round(e))).translate(_SUPERSCRIPT)
-
-
 def _log(axis) -> None:
     """Log-scale ticks at the decades with plain-text labels: mathtext labels and the ~8
     minor ticks a decade were a quarter of a figure's drawing time."""
@@ -89,14 +78,28 @@ def _title(ax, text: str) -> None:
 def render(func, kwargs: dict) -> bytes:
     """PNG bytes of ``func(**kwargs)`` (a Figure is saved at :data:`DPI`, bytes pass through).
 
-    Module-level and picklable: the report runs it in worker processes.
+    A function of this module with a Pillow twin (:data:`benchmark.charts.TWINS`) is drawn
+    by the twin. Module-level and picklable: the report runs it in worker processes.
     """
-    out = func(**kwargs)
+    out = twin(func)(**kwargs)
     if isinstance(out, (bytes, bytearray)):
         return bytes(out)
     buf = io.BytesIO()
     out.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
+
+
+def twin(func):
+    """The function :func:`render` draws ``func`` with: its Pillow twin, else ``func``."""
+    from benchmark import charts
+    if getattr(func, "__module__", None) == __name__:
+        return charts.TWINS.get(func.__name__, func)
+    return func
+
+
+def needs_matplotlib(func) -> bool:
+    """Whether :func:`render` draws ``func`` with matplotlib (heatmaps and twins do not)."""
+    return twin(func) is func and func not in (confusion_image, confusion_overview)
 
 
 def warm_up(draw: bool = False) -> None:
@@ -132,10 +135,11 @@ def heatmap_png(values, *, cell: int, vmax: float = 1.0) -> bytes:
     ``j*cell .. (j+1)*cell - 1`` with matplotlib's viridis colour of
     ``values[i, j] / vmax``.
     """
-    from matplotlib import colormaps
     from PIL import Image
+
+    from benchmark.charts import viridis
     v = np.asarray(values, np.float64) / (vmax or 1.0)
-    rgb = colormaps["viridis"](np.clip(v, 0.0, 1.0), bytes=True)[..., :3]
+    rgb = viridis(v)
     rgb = np.repeat(np.repeat(rgb, cell, axis=0), cell, axis=1)
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buf, format="PNG", compress_level=6)
@@ -297,12 +301,7 @@ def reliability(rels: dict, *, hists: dict | None = None,
 
 def recall_changes(cm_ref, cm_q, class_names, *, top: int = 10, labels=("float", "int8")):
     """The classes whose recall changed most between two confusion matrices."""
-    ref = np.asarray(cm_ref, float)
-    q = np.asarray(cm_q, float)
-    r_ref = np.diag(ref) / np.maximum(ref.sum(1), 1)
-    r_q = np.diag(q) / np.maximum(q.sum(1), 1)
-    delta = r_q - r_ref
-    order = np.argsort(-np.abs(delta), kind="stable")[:top]
+    order, delta = recall_delta(cm_ref, cm_q, top)
     names = [str(class_names[i]) for i in order]
     # 7 pt labels: about 0.06 inch a character, plus the tick and the axis padding
     left = min(3.0, 0.35 + 0.055 * max((len(s) for s in names), default=1))

@@ -590,11 +590,12 @@ def _load() -> float:
 
 
 def figure_workers(n: int) -> int:
-    """Worker processes for drawing ``n`` figures: ``min(cores, n)``, or 0 (draw here) for
-    fewer than :data:`MIN_PARALLEL_FIGURES` figures, one core, or a machine already busy
-    (1-minute load >= cores - 0.5). Measured on 2 cores: at load 1.1 two workers take
-    0.81 s against 1.06 s here; at load 3 they take 1.23 s against 0.92 s (forking and
-    copy-on-write cost CPU that other processes already hold)."""
+    """Worker processes for drawing ``n`` matplotlib figures: ``min(cores, n)``, or 0 (draw
+    here) for fewer than :data:`MIN_PARALLEL_FIGURES` figures, one core, or a machine
+    already busy (1-minute load >= cores - 0.5). Measured on 2 cores with the report's
+    figures all in matplotlib: at load 1.1 two workers took 0.81 s against 1.06 s here; at
+    load 3, 1.23 s against 0.92 s (forking and copy-on-write cost CPU that other processes
+    already hold). Pillow figures do not count (:func:`_draw`)."""
     cpus = _cpus()
     if n < MIN_PARALLEL_FIGURES or cpus < 2 or _load() >= cpus - 0.5:
         return 0
@@ -603,10 +604,11 @@ def figure_workers(n: int) -> int:
 
 def _render_pool(jobs: list[FigureJob], workers: int) -> list[bytes]:
     """Draw ``jobs`` in ``workers`` processes, forked (where the OS can) after matplotlib is
-    imported and warmed up here, so that the workers start ready to draw."""
+    imported and warmed up here (when a job draws with it), so that the workers start ready
+    to draw."""
     from benchmark import plots
     fork = "fork" in mp.get_all_start_methods()
-    if fork:
+    if fork and any(plots.needs_matplotlib(j.func) for j in jobs):
         plots.warm_up(draw=True)
     ctx = mp.get_context("fork") if fork else None
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
@@ -664,14 +666,18 @@ def _lookup(jobs, keys, shared: Path | None) -> tuple[dict[str, bytes], int]:
 
 
 def _draw(todo: dict) -> tuple[list[bytes], int]:
-    """Draw ``{key: (job, dir)}`` in worker processes or here; ``(pngs, workers used)``."""
-    workers = figure_workers(len(todo))
+    """Draw ``{key: (job, dir)}`` in worker processes or here; ``(pngs, workers used)``.
+
+    Only figures drawn with matplotlib count for the pool: the Pillow ones (heatmaps,
+    :data:`benchmark.charts.TWINS`) take ~10 ms each, less than starting a worker.
+    """
+    from benchmark import plots
+    workers = figure_workers(sum(plots.needs_matplotlib(j.func) for j, _ in todo.values()))
     if workers:
         try:
             return _render_pool([j for j, _ in todo.values()], workers), workers
         except (OSError, BrokenProcessPool):     # no processes here (limits, no /dev/shm)
             pass
-    from benchmark import plots
     return [plots.render(j.func, j.kwargs) for j, _ in todo.values()], 0
 
 

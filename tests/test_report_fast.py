@@ -160,6 +160,12 @@ def test_workers_draw_the_same_bytes_as_this_process(tmp_path, monkeypatch):
     run = small_run(tmp_path / "run", CM, NAMES)
     sections = report.run_sections([report.load_run(run)])
     jobs = [(job, None) for secs in sections[0].values() for s in secs for _, job in s.images]
+    # the pool starts for figures drawn with matplotlib (the others are Pillow, ~10 ms each);
+    # with three of them, every job is drawn in the workers
+    jobs += [(report.FigureJob(plots.bit_sweep, {"bits": [8, 6, 4], "swapped_pct": [0.1, k, 2],
+                                                 "delta_error_pct": [0, 0.2, 1.5],
+                                                 "ratio": [0, 0.4, 0.75]}), None)
+             for k in (0.5, 0.6, 0.7)]
     monkeypatch.setattr(report, "_cpus", lambda: 2)
     monkeypatch.setattr(report, "_load", lambda: 0.0)
     pooled = report.render_figures(jobs)

@@ -237,7 +237,8 @@ def evaluate_variant(variant: Variant, dataset, indices: np.ndarray, *,
         backend = make_backend(variant.device, variant.path, num_threads=settings.num_threads,
                                edgetpu_device=settings.edgetpu_device)
         p, info, wall, latency = _run_backend(backend, dataset, indices, preprocess, logits,
-                                              settings, settings.batch_size)
+                                              settings, settings.batch_size,
+                                              desc=f"{variant.name} on {variant.device}")
     summary, cm = summarize(p.probs, p.labels, num_classes=dataset.num_classes,
                             bins=settings.bins, calibration_bins=settings.calibration_bins,
                             output_step=output_step(variant, logits))
@@ -246,7 +247,7 @@ def evaluate_variant(variant: Variant, dataset, indices: np.ndarray, *,
 
 
 def _run_backend(backend, dataset, indices, preprocess, logits, settings: EvalSettings,
-                 batch_size: int, timed_latency: bool = True):
+                 batch_size: int, timed_latency: bool = True, desc: str = "inference"):
     """Evaluate on an opened ``backend``: ``(predictions, info, wall, latency)``.
 
     With ``timed_latency`` (a batch-1 backend) the latency is measured on it,
@@ -257,9 +258,10 @@ def _run_backend(backend, dataset, indices, preprocess, logits, settings: EvalSe
     with backend:
         first = time_first_invoke(backend, seed=settings.seed) if lat else None
         t0 = time.perf_counter()
+        from benchmark.progress import bar
         p = evaluate(backend, dataset.images, dataset.labels, indices,
                      batch_size=batch_size, preprocess=preprocess, logits=logits,
-                     copy_rows=settings.copy_rows)
+                     copy_rows=settings.copy_rows, progress=bar(desc))
         wall = time.perf_counter() - t0
         info = backend.info()
         if hasattr(backend, "delegated"):
@@ -307,13 +309,14 @@ def _run_cpu(variant: Variant, dataset, indices, preprocess, logits, settings: E
         from benchmark.backends import make_backend
         backend = make_backend("cpu", variant.path, num_threads=plan.threads)
         p, info, _, latency = _run_backend(backend, dataset, indices, preprocess, logits,
-                                           settings, settings.batch_size)
+                                           settings, settings.batch_size,
+                                           desc=f"{variant.name} on cpu")
     else:
         backend = LiteRTCPUBackend(plan.model, num_threads=plan.threads or None,
                                    batch=plan.batch)
         step = plan.batch * max(1, -(-settings.batch_size // plan.batch))
         p, info, _, _ = _run_backend(backend, dataset, indices, preprocess, logits, settings,
-                                     step, timed_latency=False)
+                                     step, timed_latency=False, desc=f"{variant.name} on cpu")
         latency = _batch1_latency(variant.path, settings)
     info.update(plan.record())
     return p, info, time.perf_counter() - t0, latency

@@ -373,6 +373,8 @@ def run_result(cfg: RunConfig, *, quiet: bool = False, tables: bool = True,
                default_prefix: str = "") -> RunResult:
     """Like :func:`run`, returning the in-memory :class:`RunResult`."""
     log = None if quiet else (lambda msg: print(msg, file=sys.stderr))
+    from benchmark import progress
+    progress.set_quiet(quiet)
     plan = plan_run(cfg, default_prefix=default_prefix)
     result = execute(plan, log)
     from benchmark.figcache import shared_dir

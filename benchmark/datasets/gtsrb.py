@@ -242,8 +242,9 @@ def decode_to_npy(records: list[Record], data_dir: Path, path: Path, *, image_si
     jobs = parallel.tasks(len(records), DECODE_CHUNK, lambda a, b: (
         data_dir, records[a:b], image_size, roi_crop, on_bad_image))
     try:
+        from benchmark.progress import bar
         results = parallel.fill(path, _decode_chunk, jobs, workers=workers,
-                                min_pool_rows=DECODE_POOL_MIN)
+                                min_pool_rows=DECODE_POOL_MIN, progress=bar("decoding GTSRB"))
     finally:
         _WORKER_SOURCES.clear()  # in-process decoding opened the archives here
     keep = np.concatenate([k for k, _ in results]) if results else np.ones(0, bool)

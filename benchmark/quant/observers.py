@@ -570,8 +570,12 @@ def apply_observer(calibrated: bytes, inputs: np.ndarray, observer: str) -> tupl
         ranges[i] = (float(q.min[0]), float(q.max[0]))
     hists = collect_histograms(calibrated, inputs, ranges)
     report = {}
-    for i, (counts, edges) in hists.items():
+    from benchmark.progress import bar
+    show = bar(f"{observer} activation ranges", unit="tensor")
+    for done, (i, (counts, edges)) in enumerate(hists.items(), 1):
         lo, hi = choose_range(observer, counts, edges)
+        if show:
+            show(done, len(hists))
         t = sg.tensors[i]
         t.quantization.min, t.quantization.max = [lo], [hi]
         name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)

@@ -32,7 +32,8 @@
 # processes), EDGETPU_BENCH_CPU_KERNELS (xnnpack|builtin|reference, as --cpu-kernels),
 # EDGETPU_BENCH_TPU_TIMEOUT (seconds one Edge TPU call may take before the child is declared
 # hung), EDGETPU_BENCH_PAIRING=off (run a known-bad libedgetpu/interpreter pair anyway),
-# EDGETPU_BENCH_GTSRB_URL (--download source), EDGETPU_BENCH_DEBUG=1 (tracebacks).
+# EDGETPU_BENCH_GTSRB_URL (--download source), EDGETPU_BENCH_PROGRESS=0|1 (progress bars off or
+# on; default: on a terminal), EDGETPU_BENCH_DEBUG=1 (tracebacks).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

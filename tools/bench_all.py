@@ -256,6 +256,12 @@ def memory(args, verdicts: list, tmp: Path) -> dict:
 
 
 def coldstart(args, verdicts: list, tmp: Path) -> dict:
+    import bench_coldstart
+    render = bench_coldstart.child(bench_coldstart.LOAD, ["carolo-synth", "80", "",
+                                                          str(tmp / "synth-cold")], ROOT, None)
+    shutil.rmtree(tmp / "synth-cold", ignore_errors=True)
+    print(f"carolo-synth cold render (fresh cache dir, pool): {render['seconds']:.1f} s "
+          f"(rendering {render['build_seconds']:.1f} s)  [{render['load']}]", flush=True)
     argv = ["--split", "all", "--device", "cpu", "--quiet"]
     cold, warm = [], []
     for i in range(args.cold_rounds):
@@ -269,7 +275,7 @@ def coldstart(args, verdicts: list, tmp: Path) -> dict:
     print(f"make run's step (benchmark.run --split all --device cpu): cold {c:.1f} s, warm "
           f"{w:.1f} s (medians)")
     verdicts.append(("make run step cold / warm", f"{c:.1f} s / {w:.1f} s", "-", None))
-    return {"cold_s": cold, "warm_s": warm}
+    return {"cold_s": cold, "warm_s": warm, "render_s": render["seconds"]}
 
 
 def tests_note(verdicts: list) -> None:

@@ -71,7 +71,9 @@ def resnet56_int8(cache: Path, convert: bool) -> Path | None:
     pattern = str(cache / "converted" / "resnet56-*" / "resnet56_int8.tflite")
     if not glob.glob(pattern) and convert:
         print(f"converting ResNet56 into {cache} ...", flush=True)
-        subprocess.run(RESNET + ["--cache-dir", str(cache), "--out", str(cache / "run-r56")],
+        # the run directory must be outside the cache (benchmark.run refuses otherwise)
+        run = cache.parent / f"{cache.name}-run-r56"
+        subprocess.run(RESNET + ["--cache-dir", str(cache), "--out", str(run)],
                        cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     hits = sorted(glob.glob(pattern))
     return Path(hits[0]) if hits else None

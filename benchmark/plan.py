@@ -223,6 +223,8 @@ def plan_run(cfg: RunConfig, *, default_prefix: str = "") -> RunPlan:
         splits = tuple(plan_user_split(cfg, entry, user, s, device, notes) for s in cfg.splits())
     else:
         splits = tuple(plan_split(cfg, entry, s, device, notes) for s in cfg.splits())
+    from benchmark.preflight import check_out_outside_inputs
+    check_out_outside_inputs(out, splits, cfg.cache_dir, registered=user is None)
     return RunPlan(config=cfg, entry=entry, device=device, out=out, splits=splits,
                    notes=tuple(notes), user=user, preprocessing=pre)
 

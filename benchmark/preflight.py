@@ -128,3 +128,30 @@ def check_report_outputs(out: Path | None, figures: Path | None, runs) -> None:
     check_output_file(Path(out), option=option)
     if figures is not None:
         check_output_dir(Path(figures), option="--figures")
+
+
+def check_out_outside_inputs(out: Path, splits, cache_dir: str | Path | None, *,
+                             registered: bool) -> None:
+    """``--out`` must not be, or lie inside, a folder the run reads.
+
+    The folders are each split's data folder (a run directory inside an image
+    folder would be read as a class next time), the dataset cache and, for a
+    registered model, its artifact folder (``<model-dir>/<model>/<split>``).
+    A model given by path is read from wherever the user keeps it, so its
+    folder is not one of them.
+    """
+    from benchmark.paths import cache_root
+    inputs = [("the dataset cache", Path(cache_dir) if cache_dir else cache_root())]
+    for sp in splits:
+        if sp.data_dir:
+            inputs.append((f"the data folder of split {sp.split}", Path(sp.data_dir)))
+        if registered:
+            inputs.append((f"the model folder of split {sp.split}", Path(sp.artifacts)))
+    target = Path(out).resolve()
+    for what, folder in inputs:
+        if folder.is_file():      # a CSV manifest: its rows name the images
+            continue
+        folder = folder.resolve()
+        if target == folder or folder in target.parents:
+            raise UsageError(f"--out {out}: {'is' if target == folder else 'inside'} {what} "
+                             f"{folder}; choose a folder outside the run's inputs")

@@ -603,6 +603,7 @@ class RunWriter:
         self.fingerprint = fingerprint
         self.rows: list[list] = []
         self._lock = None
+        self._fresh = False     # this writer created the directory (not a resume)
 
     # -- opening, locking, checking
 
@@ -610,6 +611,7 @@ class RunWriter:
         """Create and lock the directory; refuse it when it is not this run's (UsageError)."""
         if self._lock is not None:
             return self
+        fresh, had_lock = not self.out.exists(), (self.out / LOCK).exists()
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = lock_file(self.out / LOCK, f"--out {self.out}")
         try:
@@ -620,7 +622,12 @@ class RunWriter:
                                               "config": self.header.get("config")})
         except BaseException:
             self.close()
+            if not had_lock:     # a refused folder keeps nothing of ours
+                (self.out / LOCK).unlink(missing_ok=True)
+            if fresh:
+                _remove_empty_dirs(self.out)
             raise
+        self._fresh = fresh and not self.resume
         return self
 
     def _check_contents(self) -> None:
@@ -655,8 +662,16 @@ class RunWriter:
     def __enter__(self) -> "RunWriter":
         return self.open()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.close()
+        if exc_type is not None and self._fresh and self.out.is_dir():
+            files = [p for p in self.out.rglob("*") if not p.is_dir()]
+            if all(p.parent == self.out and p.name in (RUN_STATE, LOCK) for p in files):
+                # failed before it wrote anything (e.g. the data's classes do not match the
+                # model's): remove the new directory so the same --out can be used again
+                for p in files:
+                    p.unlink()
+                _remove_empty_dirs(self.out)
 
     # -- resuming
 
@@ -741,6 +756,15 @@ class RunWriter:
             write_csv(self.out / METRICS, METRICS_HEADER, self.rows)
             write_json(self.out / RESULTS, dict(self.header, splits={
                 s: f"{s}/{RESULTS}" for s in self.splits}))
+
+
+def _remove_empty_dirs(root: Path) -> None:
+    """Remove ``root`` and the empty folders in it; anything holding a file stays."""
+    for d in sorted((p for p in Path(root).rglob("*") if p.is_dir()), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    if Path(root).is_dir() and not any(Path(root).iterdir()):
+        Path(root).rmdir()
 
 
 class _Lock:

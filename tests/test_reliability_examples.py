@@ -124,7 +124,18 @@ def test_30_output_model_on_43_class_folder_before_evaluating(folder43, tmp_path
                       capsys)
     assert code == 3, err
     _line(err, "benchmark.run", *words)
-    assert not list(out.glob("predictions_*")) and not (out / "results.json").exists()
+    assert not out.exists()      # nothing was written: the same --out can be used again
+
+
+def test_a_folder_of_the_users_is_refused_and_left_as_it_was(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    code, err = _main("benchmark.run", [*RUN, "--out", out], capsys)
+    assert code == 2, err
+    _line(err, "benchmark.run", f"--out {out} holds files benchmark.run did not write "
+                                "(notes.txt); choose another --out")
+    assert os.listdir(out) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine\n"
 
 
 # ---------------------------------------------------------------- a full dataset cache
@@ -233,3 +244,27 @@ def test_damaged_keras_is_named_before_data_or_tensorflow(tmp_path, capsys, monk
     assert code == 3, err
     _line(err, "benchmark.train", f"{p}: {words}")
     assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------- --out among the inputs
+
+def test_out_inside_the_data_folder_or_the_model_folder_is_refused(folder43, model_dir,
+                                                                   tmp_path, capsys):
+    """A run directory inside an image folder would be read as a class by the next run."""
+    before = sorted(p.name for p in folder43.iterdir())
+    code, err = _main("benchmark.run", [*RUN, "--model", "signnet-gtsrb", "--dataset",
+                                        "imagefolder", "--data-dir", folder43,
+                                        "--out", folder43 / "run"], capsys)
+    assert code == 2, err
+    _line(err, "benchmark.run", f"--out {folder43 / 'run'}: inside the data folder of split "
+                                f"verification {folder43}; choose a folder outside")
+    assert sorted(p.name for p in folder43.iterdir()) == before
+    art = model_dir / "signnet" / "verification"
+    code, err = _main("benchmark.run", [*RUN, "--model-dir", model_dir, "--out", art], capsys)
+    assert code == 2, err
+    _line(err, "benchmark.run", f"--out {art}: is the model folder of split verification")
+    cache = tmp_path / "c"
+    code, err = _main("benchmark.run", [*RUN, "--cache-dir", cache, "--out", cache / "r"],
+                      capsys)
+    assert code == 2, err
+    _line(err, "benchmark.run", f"--out {cache / 'r'}: inside the dataset cache")

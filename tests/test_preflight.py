@@ -65,3 +65,45 @@ def test_output_file_checks_its_folder(tmp_path):
     with pytest.raises(UsageError, match="is a folder, not a file"):
         preflight.check_output_file(tmp_path / "d", option="--json")
     preflight.check_output_file(tmp_path / "x.json", option="--json")
+
+
+def test_report_outputs_name_the_default_out_and_the_figures(tmp_path):
+    (tmp_path / "f").write_text("mine")
+    with pytest.raises(UsageError, match=r"^--figures .*/f: is a file, not a folder$"):
+        preflight.check_report_outputs(None, tmp_path / "f", [tmp_path / "run"])
+    with pytest.raises(UsageError, match=r"^--out \(default RUN/report.html\) .*/f/report.html: "):
+        preflight.check_report_outputs(None, None, [tmp_path / "f"])
+    preflight.check_report_outputs(tmp_path / "r.html", tmp_path / "figs", [tmp_path / "a"])
+
+
+def test_split_room_counts_the_fixed_files_and_the_arrays(tmp_path, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    need = preflight.RUN_FIXED_BYTES + preflight.estimate_run_bytes(
+        n_images=1000, num_classes=10, n_variants=2)
+    free = preflight.MARGIN_BYTES + need
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 ** 9, 0, free))
+    preflight.check_split_room(tmp_path, n_images=1000, num_classes=10, n_variants=2)
+    with pytest.raises(UsageError, match="needs about"):
+        preflight.check_split_room(tmp_path, n_images=1001, num_classes=10, n_variants=2)
+
+
+def test_out_among_the_inputs(tmp_path):
+    from types import SimpleNamespace
+    data, art = tmp_path / "data", tmp_path / "models" / "m" / "full"
+    data.mkdir()
+    art.mkdir(parents=True)
+    sp = SimpleNamespace(split="full", data_dir=str(data), artifacts=art)
+    cache = tmp_path / "cache"
+    for out, words in [(data, "is the data folder of split full"),
+                       (data / "a" / "run", "inside the data folder of split full"),
+                       (art / "run", "inside the model folder of split full"),
+                       (cache / "r", "inside the dataset cache")]:
+        with pytest.raises(UsageError, match=words):
+            preflight.check_out_outside_inputs(out, [sp], cache, registered=True)
+    # a model given by path: its folder is the user's, not an input folder of the run
+    preflight.check_out_outside_inputs(art / "run", [sp], cache, registered=False)
+    preflight.check_out_outside_inputs(tmp_path / "runs" / "x", [sp], cache, registered=True)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\n")
+    preflight.check_out_outside_inputs(tmp_path / "r", [SimpleNamespace(
+        split="full", data_dir=str(manifest), artifacts=art)], cache, registered=True)

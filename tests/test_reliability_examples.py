@@ -187,6 +187,10 @@ def _file_cases(f: Path, d: Path, run: Path, study: Path):
         ("benchmark.diagnose.cli", ["--split", "verification", "--out", f],
          f"--out {f}: is a file, not a folder"),
         ("benchmark.study.cli", [study, "--out", f], f"--out {f}: is a file, not a folder"),
+        ("benchmark.quant.actbits", ["--act-bits", "8,4", "--out", f],
+         f"--out {f}: is a file, not a folder"),
+        ("benchmark.quant.calsweep", ["--calibration-sizes", "8", "--out", f],
+         f"--out {f}: is a file, not a folder"),
     ]
 
 

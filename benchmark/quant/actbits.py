@@ -77,6 +77,8 @@ def main(argv=None) -> int:
     act = parse_ints(args.act_bits, "--act-bits") if args.act_bits else ()
     wts = parse_ints(args.weight_bits, "--weight-bits") if args.weight_bits else ()
     if args.out is not None:
+        from benchmark.preflight import check_output_dir
+        check_output_dir(args.out, option="--out")
         args.out.mkdir(parents=True, exist_ok=True)
     rows = sweep(get_model(args.model), args.split, act, wts, model_dir=args.model_dir,
                  limit=args.limit, out=args.out)

@@ -91,6 +91,9 @@ def main(argv=None) -> int:
     sizes = parse_ints(args.calibration_sizes, "--calibration-sizes")
     if args.calibration_seeds < 1:
         raise UsageError("--calibration-seeds must be >= 1")
+    if args.out is not None:
+        from benchmark.preflight import check_output_dir
+        check_output_dir(Path(args.out), option="--out")   # before minutes of conversions
     values = {"model": args.model, "split": args.split, "calibration_sizes": sizes,
               "calibration_seeds": args.calibration_seeds,
               "calibration_from": args.calibration_from, "limit": args.limit or None,

@@ -134,24 +134,26 @@ def check_out_outside_inputs(out: Path, splits, cache_dir: str | Path | None, *,
                              registered: bool) -> None:
     """``--out`` must not be, or lie inside, a folder the run reads.
 
-    The folders are each split's data folder (a run directory inside an image
-    folder would be read as a class next time), the dataset cache and, for a
-    registered model, its artifact folder (``<model-dir>/<model>/<split>``).
-    A model given by path is read from wherever the user keeps it, so its
-    folder is not one of them.
+    The folders are the dataset cache, for a registered model its artifact
+    folder (``<model-dir>/<model>/<split>``), and each split's data folder:
+    ``--out`` may not be one, and not lie inside an image folder (a run
+    directory there would be read as a class by the next run; the other
+    loaders read named files). A model given by path is read from wherever the
+    user keeps it, so its folder is not one of them.
     """
     from benchmark.paths import cache_root
-    inputs = [("the dataset cache", Path(cache_dir) if cache_dir else cache_root())]
+    inputs = [("the dataset cache", Path(cache_dir) if cache_dir else cache_root(), True)]
     for sp in splits:
         if sp.data_dir:
-            inputs.append((f"the data folder of split {sp.split}", Path(sp.data_dir)))
+            inputs.append((f"the data folder of split {sp.split}", Path(sp.data_dir),
+                           getattr(sp, "dataset", "imagefolder") == "imagefolder"))
         if registered:
-            inputs.append((f"the model folder of split {sp.split}", Path(sp.artifacts)))
+            inputs.append((f"the model folder of split {sp.split}", Path(sp.artifacts), True))
     target = Path(out).resolve()
-    for what, folder in inputs:
+    for what, folder, not_inside in inputs:
         if folder.is_file():      # a CSV manifest: its rows name the images
             continue
         folder = folder.resolve()
-        if target == folder or folder in target.parents:
+        if target == folder or (not_inside and folder in target.parents):
             raise UsageError(f"--out {out}: {'is' if target == folder else 'inside'} {what} "
                              f"{folder}; choose a folder outside the run's inputs")

@@ -103,6 +103,10 @@ def test_out_among_the_inputs(tmp_path):
     # a model given by path: its folder is the user's, not an input folder of the run
     preflight.check_out_outside_inputs(art / "run", [sp], cache, registered=False)
     preflight.check_out_outside_inputs(tmp_path / "runs" / "x", [sp], cache, registered=True)
+    gtsrb = SimpleNamespace(split="full", data_dir=str(data), artifacts=art, dataset="gtsrb")
+    preflight.check_out_outside_inputs(data / "run", [gtsrb], cache, registered=True)  # archives
+    with pytest.raises(UsageError, match="is the data folder"):
+        preflight.check_out_outside_inputs(data, [gtsrb], cache, registered=True)
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,label\n")
     preflight.check_out_outside_inputs(tmp_path / "r", [SimpleNamespace(

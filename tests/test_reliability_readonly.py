@@ -59,6 +59,12 @@ def _cases(ro: Path, run: Path, cache: Path) -> list[tuple[str, str, list, str]]
           "--cache-dir", cache], "--model-dir"),
         ("diagnose", "benchmark.diagnose.cli:main",
          ["--model", "signnet", "--split", "verification", "--out", ro / "diag"], "--out"),
+        ("study", "benchmark.study.cli:main",
+         [ROOT / "results" / "carolo-synth-run.toml", "--out", ro / "study"], "--out"),
+        ("actbits", "benchmark.quant.actbits:main", ["--act-bits", "8,4", "--out", ro / "ab"],
+         "--out"),
+        ("calsweep", "benchmark.quant.calsweep:main",
+         ["--calibration-sizes", "8", "--out", ro / "cs"], "--out"),
     ]
 
 

@@ -162,10 +162,11 @@ def share_of_run(rounds: int, tmp: Path) -> dict:
               f"({child['shared'][-1].get('shared')} from the shared cache), warm "
               f"{child['warm'][-1]['seconds']:.2f} s  [{load()}]", flush=True)
     n, w = statistics.median(norep), statistics.median(withrep)
-    out = {"run_no_report_s": n, "run_with_report_s": w,
-           "end_to_end_share": max(w - n, 0.0) / w}
+    out = {"run_no_report_s": n, "run_with_report_s": w, "end_to_end_share": (w - n) / w,
+           "spread_s": max(norep) - min(norep)}
     print(f"end to end: warm verification run {w:.2f} s with its report, {n:.2f} s without "
-          f"(medians): the report is {100 * out['end_to_end_share']:.1f} % of the run")
+          f"(medians): difference {w - n:+.2f} s = {100 * out['end_to_end_share']:+.1f} % of the "
+          f"run (run-to-run spread without the report {out['spread_s']:.2f} s)")
     for mode, label in (("cold", "every figure drawn (data never drawn before)"),
                         ("shared", "figures from the shared cache (a new run, data drawn "
                                    "before)"),

@@ -88,11 +88,6 @@ def reference(tmp_path_factory):
     return out
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("EDGETPU_BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
 def test_run_disk_full_in_the_second_split_then_resume(tmp_path, disk_fills_at, reference,
                                                        capsys):
     out = tmp_path / "run"

@@ -1,4 +1,4 @@
-"""benchmark.train and benchmark.convert when the disk fills up mid-write (slow: TensorFlow).
+"""benchmark.train and benchmark.convert when the disk fills up mid-write (needs TensorFlow; a few seconds each).
 
 The faults are injected as in tests/test_reliability_fulldisk.py (``os.fsync`` of a named
 temporary raises ``ENOSPC``; Keras' own ``.keras`` writer through ``Model.save``).
@@ -23,12 +23,6 @@ from test_reliability_fulldisk import disk_fills_at  # noqa: F401 (a fixture)
 TRAIN = ["--split", "verification", "--epochs", "1", "--limit-train", "16", "--batch-size", "8"]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("EDGETPU_BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
-@pytest.mark.slow
 def test_train_disk_full_writing_its_record_then_rerun(tf, tmp_path, capsys,
                                                        disk_fills_at):  # noqa: F811
     md = tmp_path / "models"
@@ -46,7 +40,6 @@ def test_train_disk_full_writing_its_record_then_rerun(tf, tmp_path, capsys,
     assert sorted(os.listdir(art)) == ["history.json", "signnet.keras", "train_meta.json"]
 
 
-@pytest.mark.slow
 def test_train_disk_full_while_keras_saves_leaves_no_temporary(tf, tmp_path, monkeypatch,
                                                                capsys):
     import keras
@@ -71,7 +64,6 @@ def _sha(p):
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-@pytest.mark.slow
 def test_convert_disk_full_writing_the_int8_model_then_rerun(tf, tmp_path, capsys,
                                                              disk_fills_at):  # noqa: F811
     md = tmp_path / "models"

@@ -1,4 +1,4 @@
-"""benchmark.train and benchmark.convert when the disk fills up mid-write (needs TensorFlow; a few seconds each).
+"""benchmark.train and benchmark.convert when the disk fills up mid-write (needs TensorFlow).
 
 The faults are injected as in tests/test_reliability_fulldisk.py (``os.fsync`` of a named
 temporary raises ``ENOSPC``; Keras' own ``.keras`` writer through ``Model.save``).
@@ -13,8 +13,6 @@ import errno
 import hashlib
 import os
 import shutil
-
-import pytest
 
 from conftest import ROOT
 from test_reliability_fulldisk import NOSPACE, _main, _one_line, _temporaries

@@ -272,3 +272,39 @@ def test_out_inside_the_data_folder_or_the_model_folder_is_refused(folder43, mod
                       capsys)
     assert code == 2, err
     _line(err, "benchmark.run", f"--out {cache / 'r'}: inside the dataset cache")
+
+
+# ---------------------------------------------------------------- a .tflite the interpreter rejects
+
+def _rejected_at_prepare(seed: int = 7, tries: int = 300) -> bytes:
+    """The first seeded mutation of the shipped int8 model that parses as a flatbuffer but
+    that the LiteRT interpreter refuses in ``allocate_tensors``."""
+    import random
+
+    from ai_edge_litert.interpreter import Interpreter
+    from test_fuzz_cli import mutate
+    rng, base = random.Random(seed), INT8.read_bytes()
+    for _ in range(tries):
+        data = mutate(base, rng)
+        try:
+            Interpreter(model_content=data).allocate_tensors()
+        except RuntimeError as e:
+            if "prepare" in str(e):
+                return data
+        except Exception:       # refused earlier (not a flatbuffer, a bad index ...)
+            continue
+    pytest.skip("no mutation that fails only at prepare (another LiteRT version?)")
+
+
+def test_model_rejected_at_prepare_is_one_line_naming_it(tmp_path, capsys):
+    pytest.importorskip("ai_edge_litert.interpreter")
+    p = tmp_path / "m.tflite"
+    p.write_bytes(_rejected_at_prepare())
+    code, err = _main("benchmark.latency", [p, "--runs", 2, "--warmup", 0], capsys)
+    assert code == 3, err
+    _line(err, "benchmark.latency", f"{p}: the TFLite interpreter cannot prepare this model: ")
+    code, err = _main("benchmark.run", [*RUN, "--model", p, "--class-map", "positional",
+                                        "--preprocess", "unit", "--out", tmp_path / "run"],
+                      capsys)
+    assert code == 3, err
+    _line(err, "benchmark.run", str(p))

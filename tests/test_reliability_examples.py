@@ -308,3 +308,20 @@ def test_model_rejected_at_prepare_is_one_line_naming_it(tmp_path, capsys):
                       capsys)
     assert code == 3, err
     _line(err, "benchmark.run", str(p))
+
+
+# ---------------------------------------------------------------- --download without room
+
+def test_download_without_room_for_the_archives_is_refused(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from benchmark.datasets import download
+    from benchmark.errors import UsageError
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 ** 12, 0, 50 * 10 ** 6))
+    monkeypatch.setattr(download, "fetch", lambda *a, **k: pytest.fail("fetched"))
+    with pytest.raises(UsageError, match=rf"^--data-dir {tmp_path / 'gt'}: needs about "
+                                         r"1\d\d\.\d MiB, only 47.7 MiB free"):
+        download.download_dataset("gtsrb", tmp_path / "gt", url="http://localhost/x/",
+                                  progress=False)
+    assert not (tmp_path / "gt").exists()

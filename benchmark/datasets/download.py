@@ -324,6 +324,9 @@ def download_dataset(dataset: str, data_dir: str | Path | None, *, url: str | No
     if data_dir is None:
         raise UsageError(f"--download needs --data-dir (where to put the {dataset} files)")
     data_dir = Path(data_dir)
+    from benchmark.preflight import check_output_dir
+    check_output_dir(data_dir, option="--data-dir", need_bytes=sum(   # before fetching anything
+        a.size for a in FILES[dataset] if not (data_dir / a.name).is_file()))
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

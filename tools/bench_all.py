@@ -101,12 +101,12 @@ def observer(args, verdicts: list) -> dict:
 
 def report(args, verdicts: list, tmp: Path) -> dict:
     import bench_report
+    # at least 5 rounds: the end-to-end difference is within the noise of one ~0.5 s run
     share = bench_report.share_of_run(max(args.rounds, 5), tmp)
     for key, what in (("end_to_end_share", "report share, warm verification run (end to end)"),
                       ("shared_share", "report share, new run, figures drawn before"),
                       ("cold_share", "report share, new run, every figure drawn")):
         verdicts.append((what, f"{100 * share[key]:.1f} %", "<= 25 %", share[key] <= 0.25))
-    # the end-to-end difference is within the noise of one ~0.5 s run; rounds are cheap
 
     big = bench_report.thousand_classes(tmp, 1000, args.images, 1)
     verdicts.append(("1000-class report", f"{big['seconds']:.1f} s, {big['peak_mb']:.0f} MB",

@@ -10,15 +10,16 @@ import math
 
 import numpy as np
 
-from benchmark.metrics.classification import _as_labels, _as_probs
+from benchmark.metrics.classification import _as_float, _as_labels, _row_blocks
 
 
 def _confidence_correct(probs, y_true) -> tuple[np.ndarray, np.ndarray]:
-    p = _as_probs(probs)
+    p = _as_float(probs)
     t = _as_labels(y_true, "y_true")
     if p.shape[0] != t.size:
         raise ValueError(f"probs has {p.shape[0]} rows but y_true has {t.size} labels")
-    return p.max(axis=1), (p.argmax(axis=1) == t)
+    # max and argmax are exact on float32 (float64 conversion is exact and keeps the order)
+    return p.max(axis=1).astype(np.float64), (p.argmax(axis=1) == t)
 
 
 def reliability_bins(probs, y_true, *, n_bins: int = 15, strategy: str = "uniform") -> dict:
@@ -115,11 +116,15 @@ def brier_score(probs, y_true) -> float:
     >>> brier_score([[1.0, 0.0], [0.5, 0.5]], [0, 1])
     0.25
     """
-    p = _as_probs(probs)
+    p = _as_float(probs)
     t = _as_labels(y_true, "y_true")
-    onehot = np.zeros_like(p)
-    onehot[np.arange(t.size), t] = 1.0
-    return float(np.mean(np.sum((p - onehot) ** 2, axis=1))) if t.size else float("nan")
+    per_row = np.empty(t.size, np.float64)
+    for s, b in _row_blocks(p):
+        m = b.shape[0]
+        onehot = np.zeros_like(b)
+        onehot[np.arange(m), t[s:s + m]] = 1.0
+        per_row[s:s + m] = np.sum((b - onehot) ** 2, axis=1)
+    return float(np.mean(per_row)) if t.size else float("nan")
 
 
 def negative_log_likelihood(probs, y_true, *, eps: float = 1e-12) -> float:
@@ -130,9 +135,9 @@ def negative_log_likelihood(probs, y_true, *, eps: float = 1e-12) -> float:
     >>> round(negative_log_likelihood([[0.5, 0.5], [0.25, 0.75]], [0, 1]), 6)
     0.490415
     """
-    p = _as_probs(probs)
+    p = _as_float(probs)
     t = _as_labels(y_true, "y_true")
-    pt = np.clip(p[np.arange(t.size), t], eps, None)
+    pt = np.clip(p[np.arange(t.size), t].astype(np.float64), eps, None)
     return float(-np.mean(np.log(pt))) if t.size else float("nan")
 
 

@@ -20,6 +20,35 @@ def _as_probs(probs) -> np.ndarray:
     return p
 
 
+def _as_float(probs) -> np.ndarray:
+    """``probs`` as a 2-D floating array without a copy (float32 stays float32).
+
+    For what is exact on either dtype (max, argmax, comparisons: float32 ->
+    float64 is exact and order-preserving), and for :func:`_row_blocks`.
+    """
+    p = np.asarray(probs)
+    if not np.issubdtype(p.dtype, np.floating):
+        p = p.astype(np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"probs must be 2-D (n_samples, n_classes), got shape {p.shape}")
+    return p
+
+
+#: Elements per block of :func:`_row_blocks` (float64: 1 MB).
+BLOCK_ELEMENTS = 1 << 17
+
+
+def _row_blocks(p: np.ndarray):
+    """``(start, rows as float64)`` blocks of ``p``: row-wise work without an (n, K) copy.
+
+    A row's result does not depend on the other rows in the block, so it is
+    the same as on the whole float64 array.
+    """
+    step = max(1, BLOCK_ELEMENTS // max(p.shape[1], 1))
+    for s in range(0, p.shape[0], step):
+        yield s, np.asarray(p[s:s + step], np.float64)
+
+
 def _as_labels(y, name: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1:
@@ -179,7 +208,7 @@ def certainty_histogram(probs, y_true, *, bins: int = 20) -> tuple[np.ndarray, n
     >>> c.tolist(), e.tolist()
     ([1, 1], [0.0, 0.5, 1.0])
     """
-    p = _as_probs(probs)
+    p = _as_float(probs)
     t = _as_labels(y_true, "y_true")
     if p.shape[0] != t.size:
         raise ValueError(f"probs has {p.shape[0]} rows but y_true has {t.size} labels")
@@ -205,7 +234,12 @@ def output_histogram(probs, *, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
     >>> output_histogram([[1.0, 0.0], [0.5, 0.5]], bins=4)[0].tolist()
     [1, 0, 2, 1]
     """
-    return _histogram(_as_probs(probs).ravel(), bins)
+    p = _as_float(probs).ravel()
+    edges = _unit_edges(bins)
+    counts = np.zeros(bins, np.int64)
+    for s in range(0, p.size, BLOCK_ELEMENTS):   # integer counts: exact in any blocks
+        counts += _histogram(p[s:s + BLOCK_ELEMENTS], bins)[0]
+    return counts, edges
 
 
 def normalized_entropy(probs) -> np.ndarray:
@@ -228,18 +262,21 @@ def normalized_entropy(probs) -> np.ndarray:
     >>> normalized_entropy([[1.0, 0.0], [0.5, 0.5]]).tolist()
     [0.0, 1.0]
     """
-    p = _as_probs(probs)
+    p = _as_float(probs)
     k = p.shape[1]
     if k < 2:
         raise ValueError("normalized entropy needs at least 2 classes")
-    p = np.clip(p, 0.0, None)
-    s = p.sum(axis=1, keepdims=True)
-    if np.any(s <= 0):
-        raise ValueError("a row of probs sums to 0")
-    p = p / s
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, -p * np.log(p), 0.0)
-    return terms.sum(axis=1) / math.log(k)
+    h = np.empty(p.shape[0], np.float64)
+    for start, b in _row_blocks(p):
+        b = np.clip(b, 0.0, None)
+        s = b.sum(axis=1, keepdims=True)
+        if np.any(s <= 0):
+            raise ValueError("a row of probs sums to 0")
+        b = b / s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(b > 0, -b * np.log(b), 0.0)
+        h[start:start + b.shape[0]] = terms.sum(axis=1)
+    return h / math.log(k)
 
 
 def mean_normalized_entropy(probs) -> float:
@@ -290,7 +327,7 @@ def classification_summary(probs, y_true, *, bins: int = 20, confidence: float =
         ``mean_normalized_entropy``, ``certainty_histogram`` and
         ``output_histogram`` (each ``{edges, counts, fractions}``).
     """
-    p = _as_probs(probs)
+    p = _as_float(probs)
     t = _as_labels(y_true, "y_true")
     pred = p.argmax(axis=1)
     n_correct = int(np.sum(pred == t))
@@ -432,7 +469,7 @@ def top_k_accuracy(y_true, probs, *, k: int = 5) -> float:
     >>> top_k_accuracy([0, 1, 2], [[0.5, 0.3, 0.2], [0.6, 0.3, 0.1], [0.6, 0.3, 0.1]], k=2)
     0.6666666666666666
     """
-    p = _as_probs(probs)
+    p = _as_float(probs)
     t = _as_labels(y_true, "y_true")
     if p.shape[0] != t.size:
         raise ValueError(f"probs has {p.shape[0]} rows but y_true has {t.size} labels")
@@ -442,8 +479,11 @@ def top_k_accuracy(y_true, probs, *, k: int = 5) -> float:
         return float("nan")
     if k >= p.shape[1]:
         return 1.0
-    top = np.argsort(p, axis=1, kind="mergesort")[:, ::-1][:, :k]
-    return float(np.mean(np.any(top == t[:, None], axis=1)))
+    hit = np.empty(t.size, bool)
+    for s, b in _row_blocks(p):
+        top = np.argsort(b, axis=1, kind="mergesort")[:, ::-1][:, :k]
+        hit[s:s + b.shape[0]] = np.any(top == t[s:s + b.shape[0], None], axis=1)
+    return float(np.mean(hit))
 
 
 def per_class_report(y_true, y_pred, *, num_classes: int, zero_division=0.0) -> dict:

@@ -11,11 +11,12 @@ import math
 
 import numpy as np
 
-from benchmark.metrics.classification import _as_labels, _as_probs
+from benchmark.metrics.classification import _as_float, _as_labels
 
 
 def _check(ref_probs, q_probs, y_true):
-    a, b = _as_probs(ref_probs), _as_probs(q_probs)
+    # only argmax, max and == of the outputs are used: exact on float32 as on float64
+    a, b = _as_float(ref_probs), _as_float(q_probs)
     t = _as_labels(y_true, "y_true")
     if a.shape != b.shape or a.shape[0] != t.size:
         raise ValueError(f"shapes differ: reference {a.shape}, quantized {b.shape}, "
@@ -110,10 +111,10 @@ def swapped_confidence_histogram(ref_probs, q_probs, *, bins: int = 10) -> dict:
     Unnormalized counts, like the paper's Figure 2; ``all_counts`` gives the
     histogram of every sample for the swap rate per bin.
     """
-    a, b = _as_probs(ref_probs), _as_probs(q_probs)
+    a, b = _as_float(ref_probs), _as_float(q_probs)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    conf = a.max(1)
+    conf = a.max(1).astype(np.float64)
     sw = a.argmax(1) != b.argmax(1)
     idx = np.minimum(np.floor(np.round(np.clip(conf, 0, 1) * bins, 9)).astype(np.int64),
                      bins - 1)

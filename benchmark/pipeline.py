@@ -297,6 +297,8 @@ def run_split(plan: RunPlan, sp: SplitPlan, writer: RunWriter, log: Log) -> Spli
     variants = _sweep_models(writer, sp.split, plan.entry.name, art, variants)
     variants = _calibration_models(cfg, plan, sp, ds, variants, log)
     results, notes = _evaluate_all(cfg, plan, sp.split, ds, eval_idx, variants, log)
+    from benchmark.datasets.cache import release
+    release(ds.images)   # mapped image pages still resident leave the RSS (issue #17)
     check_results(plan, results)
     comparison = compare_variants(results, seed=cfg.seed)
     extra = evaluate.split_metrics(results, ds, meta)   # before the variant records are made

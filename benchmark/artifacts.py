@@ -189,14 +189,8 @@ def _to_json(rec, order, omit_none) -> dict:
 
 
 def _read(path: str | Path, what: str):
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{what} {path} is missing") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read {what} {path}: {getattr(e, 'strerror', None) or e}") \
-            from None
+    from benchmark.results import read_text_file
+    text = read_text_file(path, what)
     try:
         return json.loads(text)
     except ValueError as e:

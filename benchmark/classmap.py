@@ -84,15 +84,9 @@ def parse_labels(text: str, *, source: str = "labels") -> tuple[str, ...]:
 
 def read_labels(path: str | Path) -> tuple[str, ...]:
     """The class names in a labels file (see :func:`parse_labels`)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"labels file {path} not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read labels file {path}: {getattr(e, 'strerror', None) or e}") \
-            from None
-    return parse_labels(text, source=str(path))
+    from benchmark.results import read_text_file
+    return parse_labels(read_text_file(path, "labels file", encoding="utf-8-sig"),
+                        source=str(path))
 
 
 def read_class_map(path: str | Path) -> dict[str, str | int]:

@@ -75,6 +75,23 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def read_text_file(path: Path, what: str, *, encoding: str = "utf-8") -> str:
+    """The text of ``path``, or a DataError naming ``what`` and the file.
+
+    ``"<what> <path> is missing"`` when it does not exist; ``"cannot read
+    <what> <path>: <reason>"`` when it cannot be read or decoded.
+    """
+    from benchmark.errors import DataError
+    path = Path(path)
+    try:
+        return path.read_text(encoding=encoding)
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} is missing") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read {what} {path}: {getattr(e, 'strerror', None) or e}") \
+            from None
+
+
 def read_json_file(path: Path, what: str, *, not_object: str = "expected a JSON object") -> dict:
     """A JSON object read from ``path``, or a DataError naming the file and what is wrong.
 

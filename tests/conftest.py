@@ -27,6 +27,43 @@ def tf():
     return pytest.importorskip("tensorflow", reason="TensorFlow (the 'train' extra) not installed")
 
 
+@pytest.fixture
+def linked_cache(tmp_path):
+    """A --cache-dir with the default cache's dataset entries linked in (no predictions and
+    no conversions of its own), so a test's runs neither render images again nor see another
+    test's cached predictions."""
+    from benchmark.paths import cache_root
+    d = tmp_path / "cache"
+    d.mkdir()
+    root = cache_root()
+    for entry in (root.iterdir() if root.is_dir() else ()):
+        if entry.is_dir() and (entry / "meta.json").is_file():
+            (d / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
+    return d
+
+
+@pytest.fixture
+def evaluate_calls(monkeypatch):
+    """Names of the variants benchmark.evaluate.evaluate_variant was called for (it still runs)."""
+    from benchmark import evaluate
+    seen = []
+    real = evaluate.evaluate_variant
+
+    def counting(variant, *args, **kwargs):
+        seen.append(variant.name)
+        return real(variant, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "evaluate_variant", counting)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Environment for a test module's CLI runs: a cache of its own, TensorFlow quiet."""
+    return {"EDGETPU_BENCH_CACHE": str(tmp_path_factory.mktemp("cache")),
+            "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
 def read_results(run_dir):
     """A run's top-level results.json, through the run-directory reader."""
     from benchmark.rundir import read_run

@@ -24,12 +24,6 @@ COLOURS = {"red": (220, 20, 20), "green": (20, 220, 20), "blue": (20, 20, 220)}
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    return {"EDGETPU_BENCH_CACHE": str(tmp_path_factory.mktemp("cache")),
-            "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-@pytest.fixture(scope="module")
 def data(tmp_path_factory):
     from PIL import Image
     root = tmp_path_factory.mktemp("colours")

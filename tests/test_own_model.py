@@ -41,12 +41,6 @@ def make_images(root, classes, *, train=4, test=3, size=40, seed=0):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    return {"EDGETPU_BENCH_CACHE": str(tmp_path_factory.mktemp("cache")),
-            "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-@pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     """The shipped SignNet float/int8 .tflite with a labels.txt, in a folder of their own."""
     d = tmp_path_factory.mktemp("pair")

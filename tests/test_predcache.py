@@ -14,7 +14,6 @@ import pytest
 
 from benchmark import evaluate, pipeline
 from benchmark.config import make_config
-from benchmark.paths import cache_root
 from benchmark.predcache import SUBDIR, EvalContext, description_key
 from benchmark.variants import edgetpu_variant, int8_variant
 from conftest import ROOT, load_predictions, run_cli
@@ -23,29 +22,14 @@ TIMING = ("inference_seconds", "wall_seconds", "images_per_second", "cached")
 
 
 @pytest.fixture
-def cache(tmp_path):
-    """A --cache-dir with the default cache's dataset entries linked in, no predictions."""
-    d = tmp_path / "cache"
-    d.mkdir()
-    root = cache_root()
-    for entry in (root.iterdir() if root.is_dir() else ()):
-        if entry.is_dir() and (entry / "meta.json").is_file():
-            (d / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
-    return d
+def cache(linked_cache):
+    """This module's runs use the linked cache (conftest.linked_cache)."""
+    return linked_cache
 
 
 @pytest.fixture
-def calls(monkeypatch):
-    """Names of the variants evaluate_variant was called for (it still runs)."""
-    seen = []
-    real = evaluate.evaluate_variant
-
-    def counting(variant, *args, **kwargs):
-        seen.append(variant.name)
-        return real(variant, *args, **kwargs)
-
-    monkeypatch.setattr(evaluate, "evaluate_variant", counting)
-    return seen
+def calls(evaluate_calls):
+    return evaluate_calls
 
 
 def _run(out, cache, **options):

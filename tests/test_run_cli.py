@@ -19,12 +19,6 @@ TINY = ["--synth-sessions", "4", "--synth-per-class", "3"]
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    return {"EDGETPU_BENCH_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-@pytest.fixture(scope="module")
 def tiny_models(tf, tmp_path_factory, env):
     """A tiny SignNet trained (2 epochs) and converted for both splits."""
     root = tmp_path_factory.mktemp("models")

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import evaluate, pipeline, report
+from benchmark import pipeline, report
 from benchmark.config import make_config
 from benchmark.errors import UsageError
-from benchmark.paths import cache_root
 from conftest import ROOT
 
 MODELS = ROOT / "models" / "signnet" / "verification"
@@ -20,29 +19,14 @@ needs_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
 
 
 @pytest.fixture
-def cache(tmp_path):
-    """A --cache-dir with the default cache's dataset entries linked in (no predictions and
-    no conversions of its own)."""
-    d = tmp_path / "cache"
-    d.mkdir()
-    root = cache_root()
-    for entry in (root.iterdir() if root.is_dir() else ()):
-        if entry.is_dir() and (entry / "meta.json").is_file():
-            (d / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
-    return d
+def cache(linked_cache):
+    """This module's runs use the linked cache (conftest.linked_cache)."""
+    return linked_cache
 
 
 @pytest.fixture
-def calls(monkeypatch):
-    seen = []
-    real = evaluate.evaluate_variant
-
-    def counting(variant, *args, **kwargs):
-        seen.append(variant.name)
-        return real(variant, *args, **kwargs)
-
-    monkeypatch.setattr(evaluate, "evaluate_variant", counting)
-    return seen
+def calls(evaluate_calls):
+    return evaluate_calls
 
 
 def _run(out, cache, **options):

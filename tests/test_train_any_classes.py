@@ -35,12 +35,6 @@ def make_imagefolder(root, *, classes: int = 42, train: int = 4, test: int = 1, 
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    return {"EDGETPU_BENCH_CACHE": str(tmp_path_factory.mktemp("cache")),
-            "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-@pytest.fixture(scope="module")
 def folder42(tmp_path_factory):
     return make_imagefolder(tmp_path_factory.mktemp("data42"))
 

@@ -51,13 +51,10 @@ def write_exports(study, states, log=None) -> list[Path]:
     """Write the merged ``metrics.csv`` of every complete group; the folders written."""
     from benchmark.results import atomic_write_bytes, write_csv
     from benchmark.rundir import METRICS, METRICS_HEADER, metrics_rows
-    from benchmark.study.paper import groups
+    from benchmark.study.paper import complete_groups
     written = []
-    for name, splits in groups(study, states, study.export["out"]):
-        if len(splits) < len(study.splits):
-            if log:
-                log(f"export: {name}: not every split's cells are done; not written")
-            continue
+    for name, splits in complete_groups(study, states, study.export["out"], what="export",
+                                        log=log):
         rows = []
         for s in study.splits:
             rows += metrics_rows(merged_record(splits[s]))

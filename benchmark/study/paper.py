@@ -41,7 +41,8 @@ def _split_view(cells) -> SimpleNamespace:
 
 
 def groups(study, states, pattern: str):
-    """``(name, {split: [cells]})`` per model x dataset x observer x device (complete only)."""
+    """``(name, {split: [cells]})`` per model x dataset x observer x device; a split is
+    listed only when all its cells are done (see :func:`complete_groups`)."""
     done = {(s.cell.model, s.cell.dataset.id, s.cell.split, s.cell.observer, s.cell.device,
              s.cell.variant): s for s in states if s.status in ("done", "ran")}
     quantized = [v for v in study.variants if v != "float"]
@@ -60,6 +61,16 @@ def groups(study, states, pattern: str):
                     yield name, splits
 
 
+def complete_groups(study, states, pattern: str, *, what: str, log=None):
+    """The :func:`groups` whose every split is done; the others are logged as not written."""
+    for name, splits in groups(study, states, pattern):
+        if len(splits) < len(study.splits):
+            if log:
+                log(f"{what}: {name}: not every split's cells are done; not written")
+            continue
+        yield name, splits
+
+
 def write_paper(study, states, log=None) -> list[Path]:
     """Write the paper's files of every complete group; the folders written."""
     from benchmark.paper import PaperConfig, analyse_split, write_outputs
@@ -67,11 +78,8 @@ def write_paper(study, states, log=None) -> list[Path]:
     bins = {"n_bins": study.paper.get("reliability_bins", PaperConfig.reliability_bins),
             "swap_bins": study.paper.get("swap_bins", PaperConfig.swap_bins)}
     written = []
-    for name, splits in groups(study, states, study.paper["out"]):
-        if len(splits) < len(study.splits):
-            if log:
-                log(f"paper: {name}: not every split's cells are done; not written")
-            continue
+    for name, splits in complete_groups(study, states, study.paper["out"], what="paper",
+                                        log=log):
         analyses = {s: analyse_split(_split_view(c), **bins) for s, c in splits.items()}
         out = study.out / "paper" / name
         out.mkdir(parents=True, exist_ok=True)

@@ -75,8 +75,10 @@ def runtime_id(device: str) -> dict | None:
     except BackendUnavailable:
         return None
     from benchmark.backends.litert_cpu import default_kernels
+    from benchmark.cpuinfo import cpu_features
     kernels = default_kernels()
-    rid = {"package": rt.package, "version": rt.version}
+    # The kernels round by the CPU's SIMD features (benchmark.cpuinfo): keyed on them too.
+    rid = {"package": rt.package, "version": rt.version, "cpu_simd": cpu_features()["simd"]}
     return rid if kernels == "xnnpack" else {**rid, "cpu_kernels": kernels}
 
 

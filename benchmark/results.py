@@ -132,6 +132,7 @@ def git_hash(root: Path = PROJECT_ROOT) -> str | None:
 
 def environment() -> dict:
     """Versions and host facts recorded with every run."""
+    from benchmark.cpuinfo import cpu_features
     versions = {}
     for pkg in ("numpy", "pillow", "pandas", "tabulate", "matplotlib", "ai-edge-litert",
                 "tflite-runtime", "tensorflow", "tensorflow-cpu", "keras", "pycoral"):
@@ -141,4 +142,4 @@ def environment() -> dict:
             pass
     return {"edgetpu_bench": __version__, "git": git_hash(), "python": sys.version.split()[0],
             "platform": platform.platform(), "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "packages": versions}
+            "cpu_count": os.cpu_count(), "cpu": cpu_features(), "packages": versions}

@@ -483,7 +483,32 @@ def test_the_carolo_sweep_study_regenerates_the_committed_csv(tmp_path):
                        report=False)
     assert len(result.states) == 16 and not result.failed, summary(result, "")
     name = "carolo-synth-sweep/paper_fig2_sweep.csv"
-    assert (tmp_path / name).read_bytes() == (ROOT / "results" / name).read_bytes()
+    _same_sweep_csv(tmp_path / name, ROOT / "results" / name)
+
+
+#: Columns computed from the confidences, not only from which predictions are right: on
+#: another CPU, XNNPACK picks other kernels and an int8 output can move by one quantization
+#: step (1/256), which moves these in the 6th decimal (this is what happened between an
+#: AVX-512 machine and an AVX2 one; docs/development.md). Everything else must be equal.
+_CONFIDENCE_COLUMNS = {"ece": 2e-4, "median_swapped_conf": 2e-3, "swaps_low_conf_share": 2e-3,
+                       "all_low_conf_share": 2e-3}
+
+
+def _same_sweep_csv(got: Path, want: Path) -> None:
+    """The regenerated sweep table equals the committed one: every count-derived value exactly,
+    the confidence-derived ones within :data:`_CONFIDENCE_COLUMNS` (the bytes when equal)."""
+    if got.read_bytes() == want.read_bytes():
+        return
+    rows = [list(csv.DictReader(io.StringIO(f.read_text()))) for f in (got, want)]
+    assert [list(r[0]) for r in rows] == [list(r[0]) for r in rows[::-1]], "header differs"
+    assert len(rows[0]) == len(rows[1]), f"{len(rows[0])} rows, committed {len(rows[1])}"
+    for g, w in zip(*rows):
+        for col, ref in w.items():
+            tol = _CONFIDENCE_COLUMNS.get(col)
+            if tol is None:
+                assert g[col] == ref, (w["split"], w["variant"], col, g[col], ref)
+            else:
+                assert abs(float(g[col]) - float(ref)) <= tol, (w["variant"], col, g[col], ref)
 
 
 def test_exported_metrics_equal_benchmark_run_split_all(local_study, tmp_path):

@@ -2,8 +2,9 @@
 
 XNNPACK (and ruy) pick micro-kernels at run time from the CPU's features, and two kernels
 may round differently: the same int8 model on the same images gave one image's output one
-quantization step apart on an AVX-512 machine and an AVX2 one (the ECE of the shipped SignNet
-moved in the 6th decimal). Runs record these features, and the prediction cache keys on them,
+quantization step apart on an AVX2 machine and the (unrecorded) one the committed results were
+made on, with the same package versions (the ECE of the shipped SignNet moved in the 6th
+decimal). Runs record these features, and the prediction cache keys on them,
 so predictions made on one kind of CPU are never served as another's.
 """
 

@@ -488,8 +488,8 @@ def test_the_carolo_sweep_study_regenerates_the_committed_csv(tmp_path):
 
 #: Columns computed from the confidences, not only from which predictions are right: on
 #: another CPU, XNNPACK picks other kernels and an int8 output can move by one quantization
-#: step (1/256), which moves these in the 6th decimal (this is what happened between an
-#: AVX-512 machine and an AVX2 one; docs/development.md). Everything else must be equal.
+#: step (1/256), which moves these in the 6th decimal (this is what happened between the
+#: machine the CSV was made on and an AVX2 one; docs/development.md). The rest must be equal.
 _CONFIDENCE_COLUMNS = {"ece": 2e-4, "median_swapped_conf": 2e-3, "swaps_low_conf_share": 2e-3,
                        "all_low_conf_share": 2e-3}
 

@@ -20,6 +20,9 @@ whether it holds. The sections reuse the single-purpose scripts
    harness at batch 1 in one process (today's path) and vs the raw batch-1
    ``invoke()`` loop on inputs prepared in advance; predictions bit-identical.
    Targets auto >= 1.25x (SignNet), >= 1.35x (ResNet56) of batch 1.
+3b. baseline: the same two models through the harness of ``--baseline REV`` (0fa25a7,
+   the code issue #17 measured "today's throughput" on) vs this checkout's automatic plan,
+   each in its own process (``tools/bench_baseline.py``); same targets.
 4. memory: peak RSS of a warm GTSRB ``benchmark.run`` (``--no-prediction-
    cache``: the images are read and evaluated), split ``full`` vs
    ``verification`` (target <= 1.2x), and of a cold GTSRB load (target <=
@@ -54,7 +57,7 @@ sys.path.insert(0, str(TOOLS))
 
 SHARED = ROOT.parent / "shared"
 #: In this order: memory first (its cold-load child inherits this process's peak RSS).
-SECTIONS = ("memory", "observer", "report", "eval", "coldstart", "tests")
+SECTIONS = ("memory", "observer", "report", "eval", "baseline", "coldstart", "tests")
 GTSRB_RUN = ["--model", "signnet-gtsrb", "--dataset", "gtsrb", "--no-report", "--quiet",
              "--no-prediction-cache"]
 
@@ -192,6 +195,27 @@ def evaluation(args, verdicts: list) -> dict:
     return out
 
 
+def baseline(args, verdicts: list) -> dict:
+    """The harness of ``--baseline`` (the code the issue measured) vs this one, as processes."""
+    import bench_baseline
+    ns = bench_baseline.parse_args(["--rev", args.baseline, "--rounds", str(args.rounds + 2),
+                                    "--tile", str(4 * args.tile), "--cache-dir",
+                                    args.eval_cache])
+    try:
+        out = bench_baseline.run_all(ns)
+    except subprocess.CalledProcessError as e:
+        print(f"baseline skipped: git archive {args.baseline} failed ({e})")
+        out = {}
+    targets = {"SignNet int8": 1.25, "ResNet56 int8": 1.35}
+    for label, target in targets.items():
+        r = out.get(label)
+        got = "skipped" if r is None else f"x{r['ratio']:.2f}" + (
+            "" if r["identical"] else " NOT bit-identical")
+        ok = None if r is None else r["ratio"] >= target and r["identical"]
+        verdicts.append((f"{label} now / harness {args.baseline}", got, f">= x{target}", ok))
+    return out
+
+
 # ---------------------------------------------------------------- 4. memory
 
 
@@ -311,6 +335,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--only", nargs="*", choices=SECTIONS, help="only these sections")
     ap.add_argument("--eval-cache", default="/tmp/eval-cache",
                     help="cache dir holding (or getting) the ResNet56 conversion")
+    ap.add_argument("--baseline", default="0fa25a7", metavar="REV",
+                    help="the revision whose harness the baseline section runs (default: "
+                         "the commit issue #17 measured)")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     return ap.parse_args(argv)
 
@@ -330,6 +357,7 @@ def main(argv=None) -> int:
         steps = {"observer": lambda: observer(args, verdicts),
                  "report": lambda: report(args, verdicts, tmp),
                  "eval": lambda: evaluation(args, verdicts),
+                 "baseline": lambda: baseline(args, verdicts),
                  "memory": lambda: memory(args, verdicts, tmp),
                  "coldstart": lambda: coldstart(args, verdicts, tmp),
                  "tests": lambda: tests_note(verdicts)}

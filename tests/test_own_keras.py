@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import load_predictions, read_results, run_cli
+from test_train_any_classes import run_main
 
 pytestmark = pytest.mark.slow
 FAST = ["--workers", "1", "--num-threads", "1", "--no-report"]
@@ -60,7 +61,8 @@ def models(tf, tmp_path_factory):
 
 
 def _run(env, *args):
-    return run_cli("benchmark.run", *args, *FAST, env=env)
+    """benchmark.run in this process (the runs that succeed; TensorFlow imported once)."""
+    return run_main("benchmark.run", *args, *FAST, env=env)
 
 
 def test_keras_mobilenetv2_end_to_end(models, data, env, tmp_path):
@@ -129,8 +131,8 @@ def test_convert_records_the_keras_it_converted(tf, env, tmp_path):
     d = tmp_path / "models" / "signnet" / "verification"
     shutil.copytree(src, d)
     tiny = ["--synth-sessions", "4", "--synth-per-class", "1"]
-    r = run_cli("benchmark.convert", "--split", "verification", "--model-dir", tmp_path / "models",
-                "--representative-size", "20", *tiny, env=env)
+    r = run_main("benchmark.convert", "--split", "verification", "--model-dir",
+                 tmp_path / "models", "--representative-size", "20", *tiny, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     meta = json.loads((d / "convert_meta.json").read_text())
     assert meta["keras_sha256"] == file_sha256(d / "signnet.keras")
@@ -139,5 +141,5 @@ def test_convert_records_the_keras_it_converted(tf, env, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     with open(d / "signnet.keras", "ab") as f:
         f.write(b"retrained")
-    r = _run(env, *args)
+    r = run_cli("benchmark.run", *args, *FAST, env=env)     # the refusal: exit code, last line
     assert r.returncode == 3 and "changed since it was converted" in r.stderr.splitlines()[-1]

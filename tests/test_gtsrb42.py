@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SHARED, run_cli
+from test_train_any_classes import run_main
 
 GTSRB = SHARED / "data" / "gtsrb"
 SHIPPED = ROOT / "models" / "signnet-gtsrb" / "verification" / "signnet-gtsrb.keras"
@@ -65,13 +66,14 @@ def test_own_42_class_signs_fine_tuned_from_signnet_gtsrb(tf, tmp_path):
     env = {"EDGETPU_BENCH_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     common = ["--dataset", "imagefolder", "--data-dir", data, "--split", "verification",
               "--model-dir", tmp_path / "models"]
-    r = run_cli("benchmark.train", *common, "--num-classes", "42", "--init-from",
-                "signnet-gtsrb", "--epochs", "4", "--batch-size", "32", env=env)
+    # train and convert in this process (TensorFlow imported once); run as the user runs it
+    r = run_main("benchmark.train", *common, "--num-classes", "42", "--init-from",
+                 "signnet-gtsrb", "--epochs", "4", "--batch-size", "32", env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     meta = json.loads((tmp_path / "models/signnet/verification/train_meta.json").read_text())
     assert meta["num_classes"] == 42 and meta["init_from"]["new_head"] == ["probs"]
     assert meta["class_names"][0] == "sign-00" and meta["validation"]["n"] > 0
-    r = run_cli("benchmark.convert", *common, "--representative-size", "100", env=env)
+    r = run_main("benchmark.convert", *common, "--representative-size", "100", env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "run"
     r = run_cli("benchmark.run", *common, "--device", "cpu", "--out", out, env=env)

@@ -12,7 +12,7 @@ import pytest
 from benchmark.evaluate import summarize
 from benchmark.metrics import per_class_report, recall_change
 from conftest import load_predictions, run_cli
-from test_train_any_classes import make_imagefolder
+from test_train_any_classes import make_imagefolder, run_main
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,10 @@ def own_run(tf, tmp_path_factory):
     env = {"EDGETPU_BENCH_CACHE": str(root / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     common = ["--dataset", "imagefolder", "--data-dir", data, "--split", "full",
               "--model-dir", root / "models"]
-    r = run_cli("benchmark.train", *common, "--num-classes", "42", "--epochs", "2", env=env)
+    # train and convert in this process (TensorFlow imported once); run as the user runs it
+    r = run_main("benchmark.train", *common, "--num-classes", "42", "--epochs", "2", env=env)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = run_cli("benchmark.convert", *common, "--representative-size", "20", env=env)
+    r = run_main("benchmark.convert", *common, "--representative-size", "20", env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     out = root / "run"
     r = run_cli("benchmark.run", *common, "--device", "cpu", "--out", out, env=env)

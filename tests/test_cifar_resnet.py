@@ -71,11 +71,17 @@ def cifar():
         return z["test_images"], z["test_fine_labels"]
 
 
+#: Every 8th of the 916 images goes through the PyTorch reference too (115 images): a port
+#: bug (padding, kernel layout, BatchNorm) moves the logits of every image, not of a few.
+TORCH_EVERY = 8
+
+
 @needs_shared
 @pytest.mark.parametrize("depth,fmt,weights_dir,reference_acc", [
-    (20, "npz", WEIGHTS, 0.6932), (56, "npz", WEIGHTS, 0.7096), (20, "pth", WEIGHTS, 0.6932),
+    (20, "npz", WEIGHTS, 0.6932), (56, "npz", WEIGHTS, 0.7096),
     (56, "pth", PAPER_WEIGHTS, 0.6878)])
 def test_keras_logits_match_pytorch(tf, cifar, depth, fmt, weights_dir, reference_acc):
+    """(The 20-layer .pth: test_pth_loads_the_same_keras_weights_as_npz.)"""
     images, labels = cifar
     entry = get_model(f"resnet{depth}")
     name = (f"cifar100_resnet{depth}" if weights_dir == WEIGHTS
@@ -91,12 +97,28 @@ def test_keras_logits_match_pytorch(tf, cifar, depth, fmt, weights_dir, referenc
     torch, net = torch_resnet(depth)
     net.load_state_dict(torch.load(path.with_suffix(".pth"), map_location="cpu",
                                    weights_only=True))
+    some = slice(None, None, TORCH_EVERY)
     with torch.no_grad():
-        torch_logits = net(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
-    diff = np.abs(keras_logits - torch_logits.numpy()).max()
+        torch_logits = net(torch.from_numpy(np.ascontiguousarray(x[some].transpose(0, 3, 1, 2))))
+    diff = np.abs(keras_logits[some] - torch_logits.numpy()).max()
     assert diff <= 1e-3, f"max |keras - torch| = {diff}"
     # The models' README gives the float top-1 on these 916 images.
     assert np.mean(keras_logits.argmax(1) == labels) == pytest.approx(reference_acc, abs=6e-4)
+
+
+@needs_shared
+def test_pth_loads_the_same_keras_weights_as_npz(tf):
+    """The .pth path of entry.load_weights gives exactly the model the .npz gives, so the
+    20-layer .npz case of test_keras_logits_match_pytorch (logits, 0.6932) holds for it."""
+    pytest.importorskip("torch", reason="PyTorch (the 'torch' extra) not installed")
+    entry = get_model("resnet20")
+    from_npz, from_pth = entry.build(), entry.build()
+    entry.load_weights(WEIGHTS / "cifar100_resnet20.npz", from_npz)
+    entry.load_weights(WEIGHTS / "cifar100_resnet20.pth", from_pth)
+    a, b = from_npz.get_weights(), from_pth.get_weights()
+    assert len(a) == len(b) == len(from_npz.weights) > 0
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
 
 
 @needs_shared

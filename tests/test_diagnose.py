@@ -151,25 +151,29 @@ def conversions(tf, small_data, tmp_path_factory):
     return out
 
 
-def _diagnose(small_data, d):
+def _diagnose(small_data, d, every=1):
+    """Diagnose the conversion in ``d`` on every ``every``-th evaluation image."""
     from benchmark.diagnose.cli import diagnose
     from benchmark.quant.calibration import images_of
     from benchmark.results import read_json_file
 
     ds, _, eval_idx = small_data
     rep = read_json_file(d / "representative_indices.json", "rep")
-    return diagnose(_inputs(ds, eval_idx, d, rep["indices"], images_of(ds, rep, 80)))
+    return diagnose(_inputs(ds, eval_idx[::every], d, rep["indices"], images_of(ds, rep, 80)))
 
 
 @pytest.mark.slow
 def test_verdicts_of_three_conversions(small_data, conversions):
-    one = _diagnose(small_data, conversions["one"])
+    # the two broken ones on half of the 180 evaluation images: their saturation (a third of
+    # the dense layer's values; a fifth of the pixels) is a share of values, not of images;
+    # the healthy one on all 180, where one new error is still within the 1-point drop
+    one = _diagnose(small_data, conversions["one"], every=2)
     assert one["verdict"]["mechanism"] == "calibration coverage", one["verdict"]["summary"]
     named = one["verdict"]["findings"][0]["tensors"]
     assert any("probs" in t or "dense" in t for t in named)
     assert one["calibration"]["size"] == 1 and one["calibration"]["classes_covered"] == 1
 
-    dark = _diagnose(small_data, conversions["dark"])
+    dark = _diagnose(small_data, conversions["dark"], every=2)
     assert dark["verdict"]["mechanism"] == "input clipping", dark["verdict"]["summary"]
     assert dark["input"]["narrower"] and dark["input"]["eval_clipped"] > 0.05
 

@@ -21,10 +21,18 @@ def rep():
     return np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
 
 
-def test_fixed_batch_int8_graph_is_clean(tf, rep):
+@pytest.fixture(scope="module")
+def converted(tf, rep):
+    """A batch-1 SignNet (ReLU before pooling) and its float and uint8 .tflite, each
+    converted on its own (no shared export): for the graph checks and the byte comparison."""
     import keras
     keras.utils.set_random_seed(0)
-    g = read_graph(to_tflite(tf, _small_signnet(1, relu_before_pool=True), rep, "uint8"))
+    model = _small_signnet(1, relu_before_pool=True)
+    return model, to_tflite(tf, model), to_tflite(tf, model, rep, "uint8")
+
+
+def test_fixed_batch_int8_graph_is_clean(converted):
+    g = read_graph(converted[2])
     assert check_int8_graph(g) == []
     assert set(g.op_names) <= {"QUANTIZE", "CONV_2D", "MAX_POOL_2D", "RESHAPE",
                                "FULLY_CONNECTED", "SOFTMAX"}
@@ -49,8 +57,8 @@ def test_dynamic_batch_is_caught(tf, rep):
     assert check_float_graph(read_graph(to_tflite(tf, _small_signnet(None)))) != []
 
 
-def test_float_model_fails_int8_checks(tf):
-    g = read_graph(to_tflite(tf, _small_signnet(1)))
+def test_float_model_fails_int8_checks(converted):
+    g = read_graph(converted[1])
     assert check_float_graph(g) == []
     problems = check_int8_graph(g)
     assert any("FLOAT32, not quantized 8-bit" in p for p in problems)
@@ -129,13 +137,10 @@ def test_convert_writes_the_dataset_cache_into_cache_dir(tf, tmp_path):
     assert (art / "signnet_int8.tflite").is_file()
 
 
-def test_shared_export_gives_the_same_bytes_and_exports_once(tf, rep, monkeypatch):
+def test_shared_export_gives_the_same_bytes_and_exports_once(tf, rep, converted, monkeypatch):
     """One SavedModel export for the float and int8 conversions, byte-identical .tflite."""
-    import keras
     from benchmark.convert import SavedModelExport
-    keras.utils.set_random_seed(4)
-    model = _small_signnet(1, relu_before_pool=True)
-    fresh = [to_tflite(tf, model), to_tflite(tf, model, rep, "uint8")]
+    model, *fresh = converted          # each exported on its own
     from tensorflow.lite.python import lite
     writes = []
     base = lite.TFLiteKerasModelConverterV2

@@ -27,8 +27,15 @@ def _real_images(n: int) -> np.ndarray:
                      for f in files])
 
 
+@pytest.fixture(scope="module")
+def lite0(tf):
+    """One built Keras Lite0 for the module: every test that loads weights into it loads a
+    complete state dict (each layer's every weight set), or expects the load to fail."""
+    return get_model("efficientnet-lite0").build()
+
+
 @pytest.mark.slow
-def test_keras_logits_match_pytorch(tf, record_property):
+def test_keras_logits_match_pytorch(lite0, record_property):
     """Same weights, same inputs: Keras and the package's PyTorch EfficientNet agree."""
     torch = pytest.importorskip("torch", reason="PyTorch (the 'torch' extra) not installed")
     ref = pytest.importorskip("efficientnet_lite_pytorch",
@@ -38,7 +45,7 @@ def test_keras_logits_match_pytorch(tf, record_property):
                                "not installed")
     entry = get_model("efficientnet-lite0")
     path = package_weights_path()
-    model = entry.build()
+    model = lite0
     entry.load_weights(path, model)
     net = ref.EfficientNet.from_name("efficientnet-lite0")
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
@@ -49,7 +56,8 @@ def test_keras_logits_match_pytorch(tf, record_property):
     if VAL.is_dir():
         images = np.concatenate([_real_images(8), images])
     x = entry.preprocess(images)
-    keras_logits = model.predict(x, batch_size=4, verbose=0)
+    keras_logits = np.asarray(model([x] if isinstance(model.input, list) else x,
+                                    training=False))
     with torch.no_grad():
         torch_logits = net(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
     torch_logits = torch_logits.numpy()
@@ -94,10 +102,10 @@ def _random_state(seed: int = 0) -> dict:
 
 
 @pytest.mark.slow
-def test_architecture_is_lite_and_loads_every_tensor(tf):
+def test_architecture_is_lite_and_loads_every_tensor(lite0):
     """ReLU6 only, no squeeze-excite, fixed stem/head, 9 residual adds; all tensors land."""
     import keras
-    model = get_model("efficientnet-lite0").build()
+    model = lite0
     kinds = {type(layer).__name__ for layer in model.layers}
     assert kinds == {"InputLayer", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "ReLU",
                      "Add", "GlobalAveragePooling2D", "Dense"}
@@ -118,18 +126,19 @@ def test_architecture_is_lite_and_loads_every_tensor(tf):
 
 
 @pytest.mark.slow
-def test_state_dict_mismatches_are_named(tf):
-    entry = get_model("efficientnet-lite0")
+def test_state_dict_mismatches_are_named(lite0):
+    """(Each mismatch is found from the layers' shapes and names, not their current values,
+    so one model serves all three.)"""
     state = _random_state()
     missing = {k: v for k, v in state.items() if k != "_blocks.7._depthwise_conv.weight"}
     with pytest.raises(DataError, match=r"no '_blocks.7._depthwise_conv.weight'.*Lite0"):
-        load_pytorch_weights(entry.build(), missing)
+        load_pytorch_weights(lite0, missing)
     wrong = dict(state, **{"_fc.weight": np.zeros((10, HEAD_CHANNELS))})
     with pytest.raises(DataError, match=r"'_fc.weight' has shape \(10, 1280\).*\(1000, 1280\)"):
-        load_pytorch_weights(entry.build(), wrong)
+        load_pytorch_weights(lite0, wrong)
     extra = dict(state, **{"_blocks.0._se_reduce.weight": np.zeros((8, 32, 1, 1))})
     with pytest.raises(DataError, match="1 tensors the model does not use.*_se_reduce"):
-        load_pytorch_weights(entry.build(), extra)
+        load_pytorch_weights(lite0, extra)
 
 
 def test_entry_preprocessing_is_the_lite_builders():

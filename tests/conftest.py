@@ -21,6 +21,32 @@ def run_cli(*args, env=None, cwd=ROOT, timeout=900):
                           text=True, cwd=cwd, env=e, timeout=timeout)
 
 
+def run_main(module: str, *args, env=None) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` run in this process, what ``run_cli`` returns.
+
+    ``main_wrapper`` (what ``-m`` runs) gives the exit code; stdout and stderr are
+    captured (neither is a terminal, as in a subprocess); ``env`` is set and the
+    working directory is the repository while it runs. TensorFlow is imported once
+    per test process instead of once per command (about 10 s each on 2 cores): for
+    tests about what a command computes and writes, not about the process itself.
+    """
+    import contextlib
+    import importlib
+    import io
+
+    from benchmark.cli import main_wrapper
+    main = importlib.import_module(module).main
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in (env or {}).items():
+            mp.setenv(k, v)
+        mp.chdir(ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main_wrapper(module, main, argv)
+    return subprocess.CompletedProcess([module, *argv], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(scope="session")
 def tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -12,8 +12,7 @@ from benchmark.datasets import cifar100
 from benchmark.datasets.registry import load_dataset
 from benchmark.errors import DataError, UsageError
 
-from conftest import SHARED, load_predictions, read_results, run_cli
-from test_train_any_classes import run_main
+from conftest import SHARED, load_predictions, read_results, run_cli, run_main
 
 CIFAR = SHARED / "data" / "cifar100" / "cifar100_partial.npz"
 WEIGHTS = SHARED / "models" / "cifar100_resnet"

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SHARED, run_cli
-from test_train_any_classes import run_main
+from conftest import ROOT, SHARED, run_cli, run_main
 
 GTSRB = SHARED / "data" / "gtsrb"
 SHIPPED = ROOT / "models" / "signnet-gtsrb" / "verification" / "signnet-gtsrb.keras"

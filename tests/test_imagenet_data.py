@@ -15,8 +15,7 @@ from PIL import Image
 from benchmark.datasets import imagenet
 from benchmark.datasets.registry import DATASETS, load_dataset
 from benchmark.errors import DataError, UsageError
-from conftest import load_predictions, read_results
-from test_train_any_classes import run_main
+from conftest import load_predictions, read_results, run_main
 
 #: 1000 made-up, sorted WordNet ids; the fixture's class folders sit at POSITIONS.
 WNIDS = [f"n{1000000 + 37 * i:08d}" for i in range(1000)]

@@ -11,8 +11,8 @@ import pytest
 
 from benchmark.evaluate import summarize
 from benchmark.metrics import per_class_report, recall_change
-from conftest import load_predictions, run_cli
-from test_train_any_classes import make_imagefolder, run_main
+from conftest import load_predictions, run_cli, run_main
+from test_train_any_classes import make_imagefolder
 
 
 @pytest.fixture(scope="module")

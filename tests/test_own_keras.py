@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import load_predictions, read_results, run_cli
-from test_train_any_classes import run_main
+from conftest import load_predictions, read_results, run_cli, run_main
 
 pytestmark = pytest.mark.slow
 FAST = ["--workers", "1", "--num-threads", "1", "--no-report"]

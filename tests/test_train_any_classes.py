@@ -5,39 +5,13 @@ A tiny seeded image folder (42 classes x a few 16 x 16 images) trains in seconds
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import io
 import json
-import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli
-
-
-def run_main(module: str, *args, env=None) -> subprocess.CompletedProcess:
-    """``python -m <module> <args>`` run in this process, what ``run_cli`` returns.
-
-    ``main_wrapper`` (what ``-m`` runs) gives the exit code; stdout and stderr are
-    captured (neither is a terminal, as in a subprocess); ``env`` is set and the
-    working directory is the repository while it runs. TensorFlow is imported once
-    per test process instead of once per command (about 10 s each on 2 cores): for
-    tests about what a command computes and writes, not about the process itself.
-    """
-    from benchmark.cli import main_wrapper
-    main = importlib.import_module(module).main
-    argv = [str(a) for a in args]
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in (env or {}).items():
-            mp.setenv(k, v)
-        mp.chdir(ROOT)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main_wrapper(module, main, argv)
-    return subprocess.CompletedProcess([module, *argv], code, out.getvalue(), err.getvalue())
+from conftest import run_cli, run_main
 
 
 def make_imagefolder(root, *, classes: int = 42, train: int = 4, test: int = 1, size: int = 16,

@@ -58,8 +58,12 @@ def linked_cache(tmp_path):
     """A --cache-dir with the default cache's dataset entries linked in (no predictions and
     no conversions of its own), so a test's runs neither render images again nor see another
     test's cached predictions."""
+    return link_datasets(tmp_path / "cache")
+
+
+def link_datasets(d: Path) -> Path:
+    """Make ``d`` with the default cache's dataset entries linked in (see linked_cache)."""
     from benchmark.paths import cache_root
-    d = tmp_path / "cache"
     d.mkdir()
     root = cache_root()
     for entry in (root.iterdir() if root.is_dir() else ()):

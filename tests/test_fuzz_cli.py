@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, link_datasets
 from test_gtsrb import make_fixture
 
 SEED = 20261202
@@ -225,24 +225,14 @@ def _snapshot(*roots: Path) -> dict:
     return out
 
 
-def _link_datasets(cache: Path) -> None:
-    """The default cache's rendered datasets linked into ``cache`` (as conftest's
-    linked_cache): the cases load the undamaged synthetic dataset instead of rendering it
-    again (25 s); predictions and conversions still go to ``cache`` itself."""
-    from benchmark.paths import cache_root
-    cache.mkdir()
-    root = cache_root()
-    for entry in (root.iterdir() if root.is_dir() else ()):
-        if entry.is_dir() and (entry / "meta.json").is_file():
-            (cache / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
-
-
 @pytest.fixture(scope="module")
 def fuzz(tmp_path_factory):
     from benchmark.backends.fake import make_fake_compiled
     root = tmp_path_factory.mktemp("fuzz")
     inputs, outs, cache = _mkdir(root / "inputs"), _mkdir(root / "outs"), root / "cache"
-    _link_datasets(cache)
+    # the cases load the undamaged synthetic dataset instead of rendering it again (25 s);
+    # predictions and conversions still go to the fuzz cache itself
+    link_datasets(cache)
     rng = random.Random(SEED)
     compiled = make_fake_compiled(INT8, root / "base_edgetpu.tflite") and \
         root / "base_edgetpu.tflite"

@@ -31,6 +31,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import bench_eval  # this directory is sys.path[0] (a script here, or via bench_all)
+from bench_eval import load
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CIFAR = SHARED / "data" / "cifar100"
@@ -73,8 +76,13 @@ print(json.dumps({"img_s": statistics.median(r.images_per_second for r in runs),
 """
 
 
-def load() -> str:
-    return "load %.2f %.2f %.2f" % os.getloadavg()
+def export_revision(rev: str, dest: Path) -> Path:
+    """The files of git revision ``rev`` (``git archive``) extracted into a new ``dest``."""
+    dest.mkdir()
+    tar = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True,
+                         capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
+    return dest
 
 
 def child(kind: str, src: Path, case: tuple, args, cache: Path) -> dict:
@@ -91,9 +99,9 @@ def child(kind: str, src: Path, case: tuple, args, cache: Path) -> dict:
 def cases(args) -> list[tuple]:
     sign = ROOT / "models" / "signnet" / "verification" / "signnet_int8.tflite"
     out = [("SignNet int8", "signnet", sign, "carolo-synth", 80)]
-    hits = sorted(Path(args.cache_dir).glob("converted/resnet56-*/resnet56_int8.tflite"))
-    if CIFAR.is_dir() and hits:
-        out.append(("ResNet56 int8", "resnet56", hits[0], str(CIFAR), 32))
+    r56 = bench_eval.resnet56_int8(Path(args.cache_dir), convert=False)
+    if CIFAR.is_dir() and r56 is not None:
+        out.append(("ResNet56 int8", "resnet56", r56, str(CIFAR), 32))
     else:
         print(f"ResNet56 skipped: no {CIFAR} or no converted resnet56_int8.tflite in "
               f"{args.cache_dir} (run tools/bench_eval.py once)")
@@ -151,11 +159,7 @@ def run_all(args) -> dict:
     out = {}
     with tempfile.TemporaryDirectory(prefix="bench-baseline-") as t:
         tmp = Path(t)
-        src = tmp / "src"
-        src.mkdir()
-        tar = subprocess.run(["git", "archive", args.rev], cwd=ROOT, check=True,
-                             capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(src)], input=tar, check=True)
+        src = export_revision(args.rev, tmp / "src")
         for case in cases(args):
             out[case[0]] = measure(case, src, args, tmp)
     return out

@@ -228,11 +228,8 @@ def main(argv=None) -> int:
         tmp = Path(d)
         versions = {"current": ROOT}
         if args.baseline:
-            base = tmp / "baseline-src"
-            base.mkdir()
-            archive = subprocess.run(["git", "archive", args.baseline], cwd=ROOT, check=True,
-                                     capture_output=True).stdout
-            subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+            from bench_baseline import export_revision
+            base = export_revision(args.baseline, tmp / "baseline-src")
             versions = {f"baseline {args.baseline}": base, "current": ROOT}
         results = {}
         if "synth" not in args.skip:
